@@ -1,0 +1,16 @@
+//! The Passlink domain shared by the API and the worker: codes, link
+//! templates, jobs, the Redis store, the RabbitMQ topology, the error model
+//! and configuration.
+
+pub mod amqp;
+pub mod code;
+pub mod config;
+pub mod error;
+pub mod job;
+pub mod link_template;
+pub mod seal;
+pub mod settings;
+pub mod store;
+pub mod telemetry;
+pub mod time;
+pub mod user;

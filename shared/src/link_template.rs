@@ -1,0 +1,329 @@
+//! Link templates in Go `text/template` placeholder syntax.
+//!
+//! Only the four placeholders of the contract are accepted (`{{.UserID}}`,
+//! `{{.OrgID}}`, `{{.CodeID}}`, `{{.Code}}`), with optional spaces and Go's
+//! trim markers (`{{- .Code -}}`). Anything else inside braces, an unclosed
+//! action or a stray brace in the literal text is an error when the request
+//! arrives, so that no email ever carries a half-rendered link.
+//!
+//! Values are percent-encoded as URL components when rendered. Go's
+//! `text/template` inserts them raw; encoding keeps a link valid even for
+//! user ids with characters such as `&` or `/`, and changes nothing for the
+//! ids and codes Passlink issues itself.
+
+use std::fmt;
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use url::Url;
+
+/// What may stay unencoded: RFC 3986 unreserved characters.
+const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// The longest template the contract allows, in characters.
+pub const MAX_TEMPLATE_CHARS: usize = 200;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Field {
+    UserId,
+    OrgId,
+    CodeId,
+    Code,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Part {
+    Text(String),
+    Field(Field),
+}
+
+/// A parsed template, ready to render many times.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkTemplate {
+    parts: Vec<Part>,
+}
+
+/// Why a template was refused. Positions count characters from 1.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateError {
+    #[error("the template must be 1 to {MAX_TEMPLATE_CHARS} characters long")]
+    Length,
+    #[error("the template has an unclosed {{{{ at character {0}")]
+    Unclosed(usize),
+    #[error(
+        "the template has a stray brace at character {0}; write placeholders as {{{{.Code}}}} \
+         and literal braces as %7B or %7D"
+    )]
+    StrayBrace(usize),
+    #[error(
+        "the template uses {0:?} at character {1}; the placeholders are {{{{.UserID}}}}, \
+         {{{{.OrgID}}}}, {{{{.CodeID}}}} and {{{{.Code}}}}"
+    )]
+    UnknownPlaceholder(String, usize),
+    #[error("the rendered link is not a valid URL: {0}")]
+    InvalidUrl(String),
+    #[error("the rendered link uses the scheme {0:?}, which is not allowed")]
+    Scheme(String),
+}
+
+/// The values a link is filled with.
+#[derive(Clone, Copy, Debug)]
+pub struct LinkValues<'a> {
+    pub user_id: &'a str,
+    pub org_id: &'a str,
+    pub code_id: &'a str,
+    pub code: &'a str,
+}
+
+impl LinkTemplate {
+    /// Parses a template and checks its length.
+    pub fn parse(source: &str) -> Result<Self, TemplateError> {
+        let chars = source.chars().count();
+        if chars == 0 || chars > MAX_TEMPLATE_CHARS {
+            return Err(TemplateError::Length);
+        }
+        Self::parse_unbounded(source)
+    }
+
+    /// Parses a template of any length; for configured defaults, which may
+    /// carry a long public base URL.
+    pub fn parse_unbounded(source: &str) -> Result<Self, TemplateError> {
+        let mut parts = Vec::new();
+        let mut rest = source;
+        let mut offset = 0;
+        let mut trim_next = false;
+
+        loop {
+            let Some(open) = rest.find("{{") else {
+                push_text(&mut parts, rest, offset, trim_next, false)?;
+                break;
+            };
+
+            let mut after = &rest[open + 2..];
+            let trim_before = starts_with_trim_marker(after);
+            push_text(&mut parts, &rest[..open], offset, trim_next, trim_before)?;
+            if trim_before {
+                after = &after[1..];
+            }
+
+            let action_at = char_pos(source, offset + open);
+            let Some(close) = after.find("}}") else {
+                return Err(TemplateError::Unclosed(action_at));
+            };
+
+            let mut inner = &after[..close];
+            trim_next = ends_with_trim_marker(inner);
+            if trim_next {
+                inner = &inner[..inner.len() - 1];
+            }
+            parts.push(Part::Field(field(inner.trim(), action_at)?));
+
+            let consumed = rest.len() - after.len() + close + 2;
+            offset += consumed;
+            rest = &rest[consumed..];
+        }
+
+        Ok(Self { parts })
+    }
+
+    /// Fills the template with `values`, each percent-encoded.
+    pub fn render(&self, values: &LinkValues<'_>) -> String {
+        let mut out = String::with_capacity(256);
+        for part in &self.parts {
+            match part {
+                Part::Text(text) => out.push_str(text),
+                Part::Field(field) => {
+                    let value = match field {
+                        Field::UserId => values.user_id,
+                        Field::OrgId => values.org_id,
+                        Field::CodeId => values.code_id,
+                        Field::Code => values.code,
+                    };
+                    out.extend(utf8_percent_encode(value, COMPONENT));
+                }
+            }
+        }
+        out
+    }
+
+    /// Renders with sample values and checks that the result is a link a
+    /// person may safely open.
+    pub fn check(&self, allowed_schemes: &[String]) -> Result<(), TemplateError> {
+        let sample = self.render(&LinkValues {
+            user_id: "user",
+            org_id: "org",
+            code_id: "00000000-0000-4000-8000-000000000000",
+            code: "SampleCode12",
+        });
+        check_link(&sample, allowed_schemes)
+    }
+}
+
+impl fmt::Display for LinkTemplate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for part in &self.parts {
+            match part {
+                Part::Text(text) => f.write_str(text)?,
+                Part::Field(Field::UserId) => f.write_str("{{.UserID}}")?,
+                Part::Field(Field::OrgId) => f.write_str("{{.OrgID}}")?,
+                Part::Field(Field::CodeId) => f.write_str("{{.CodeID}}")?,
+                Part::Field(Field::Code) => f.write_str("{{.Code}}")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Accepts an absolute `http`/`https` URL with a host, or a URL whose scheme
+/// is in `allowed_schemes` (app links). `javascript:`, `data:` and every
+/// other scheme are refused.
+pub fn check_link(link: &str, allowed_schemes: &[String]) -> Result<(), TemplateError> {
+    let url = Url::parse(link).map_err(|err| TemplateError::InvalidUrl(err.to_string()))?;
+    let scheme = url.scheme();
+    match scheme {
+        "http" | "https" if url.host_str().is_some_and(|h| !h.is_empty()) => Ok(()),
+        "http" | "https" => Err(TemplateError::InvalidUrl("the link has no host".into())),
+        _ if allowed_schemes.iter().any(|s| s.eq_ignore_ascii_case(scheme)) => Ok(()),
+        _ => Err(TemplateError::Scheme(scheme.to_owned())),
+    }
+}
+
+fn field(name: &str, at: usize) -> Result<Field, TemplateError> {
+    match name {
+        ".UserID" => Ok(Field::UserId),
+        ".OrgID" => Ok(Field::OrgId),
+        ".CodeID" => Ok(Field::CodeId),
+        ".Code" => Ok(Field::Code),
+        other => Err(TemplateError::UnknownPlaceholder(
+            other.chars().take(40).collect(),
+            at,
+        )),
+    }
+}
+
+/// Adds literal text, applying Go's trim markers and refusing stray braces.
+fn push_text(
+    parts: &mut Vec<Part>,
+    text: &str,
+    offset: usize,
+    trim_start: bool,
+    trim_end: bool,
+) -> Result<(), TemplateError> {
+    if let Some(at) = text.find(['{', '}']) {
+        let source_at = offset + at;
+        return Err(TemplateError::StrayBrace(source_at + 1));
+    }
+    let mut text = text;
+    if trim_start {
+        text = text.trim_start();
+    }
+    if trim_end {
+        text = text.trim_end();
+    }
+    if !text.is_empty() {
+        parts.push(Part::Text(text.to_owned()));
+    }
+    Ok(())
+}
+
+/// `{{- ` trims; `{{-3}}` would be a number in Go, so a space must follow.
+fn starts_with_trim_marker(after_open: &str) -> bool {
+    let mut chars = after_open.chars();
+    chars.next() == Some('-') && chars.next().is_some_and(char::is_whitespace)
+}
+
+fn ends_with_trim_marker(inner: &str) -> bool {
+    let mut chars = inner.chars().rev();
+    chars.next() == Some('-') && chars.next().is_some_and(char::is_whitespace)
+}
+
+fn char_pos(source: &str, byte_offset: usize) -> usize {
+    source[..byte_offset].chars().count() + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VALUES: LinkValues<'static> = LinkValues {
+        user_id: "123",
+        org_id: "456",
+        code_id: "e2a48d6a-362b-4db6-a1fb-34feab84dc62",
+        code: "SKJd342kAbCd",
+    };
+
+    fn render(template: &str) -> String {
+        LinkTemplate::parse(template).unwrap().render(&VALUES)
+    }
+
+    #[test]
+    fn renders_the_contract_example() {
+        let t = "https://example.com/passkey/register?userID={{.UserID}}&orgID={{.OrgID}}\
+                 &codeID={{.CodeID}}&code={{.Code}}";
+        assert_eq!(
+            render(t),
+            "https://example.com/passkey/register?userID=123&orgID=456\
+             &codeID=e2a48d6a-362b-4db6-a1fb-34feab84dc62&code=SKJd342kAbCd"
+        );
+    }
+
+    #[test]
+    fn spaces_and_trim_markers() {
+        assert_eq!(render("https://x/{{ .Code }}"), "https://x/SKJd342kAbCd");
+        assert_eq!(render("https://x/ {{- .Code -}} /y"), "https://x/SKJd342kAbCd/y");
+        assert_eq!(render("https://x/{{.Code}}{{.CodeID}}").len(), 10 + 12 + 36);
+    }
+
+    #[test]
+    fn values_are_encoded_as_components() {
+        let t = LinkTemplate::parse("https://x/?u={{.UserID}}").unwrap();
+        let values = LinkValues {
+            user_id: "a&b/c d",
+            ..VALUES
+        };
+        assert_eq!(t.render(&values), "https://x/?u=a%26b%2Fc%20d");
+    }
+
+    #[test]
+    fn refuses_broken_and_unknown_actions() {
+        use TemplateError::*;
+        let cases = [
+            ("https://x/{{.Code}", Unclosed(11)),
+            ("https://x/{{.Code", Unclosed(11)),
+            ("https://x/{.Code}}", StrayBrace(11)),
+            ("https://x/{{.Code}}}", StrayBrace(20)),
+            ("https://x/}}", StrayBrace(11)),
+            ("https://x/{{.code}}", UnknownPlaceholder(".code".into(), 11)),
+            ("https://x/{{.Email}}", UnknownPlaceholder(".Email".into(), 11)),
+            ("https://x/{{}}", UnknownPlaceholder(String::new(), 11)),
+            ("https://x/{{.Code | html}}", UnknownPlaceholder(".Code | html".into(), 11)),
+            ("https://x/{{.Code {{.UserID}}", UnknownPlaceholder(".Code {{.UserID".into(), 11)),
+            ("", Length),
+        ];
+        for (template, expected) in cases {
+            assert_eq!(LinkTemplate::parse(template), Err(expected), "{template}");
+        }
+        assert_eq!(LinkTemplate::parse(&"a".repeat(201)), Err(Length));
+        assert!(LinkTemplate::parse(&format!("https://x/{}", "é".repeat(190))).is_ok());
+    }
+
+    #[test]
+    fn checks_the_rendered_link() {
+        let ok = |t: &str| LinkTemplate::parse(t).unwrap().check(&["myapp".to_owned()]);
+        assert!(ok("https://example.com/r?c={{.Code}}").is_ok());
+        assert!(ok("http://localhost:8080/r#c={{.Code}}").is_ok());
+        assert!(ok("myapp://register/{{.Code}}").is_ok());
+        assert!(matches!(ok("javascript:alert({{.Code}})"), Err(TemplateError::Scheme(_))));
+        assert!(matches!(ok("data:text/html,{{.Code}}"), Err(TemplateError::Scheme(_))));
+        assert!(matches!(ok("/relative/{{.Code}}"), Err(TemplateError::InvalidUrl(_))));
+    }
+
+    #[test]
+    fn display_round_trips() {
+        let t = LinkTemplate::parse("https://x/?a={{ .UserID }}&c={{.Code}}").unwrap();
+        assert_eq!(t.to_string(), "https://x/?a={{.UserID}}&c={{.Code}}");
+    }
+}

@@ -1,0 +1,177 @@
+//! Settings both binaries read, with their documented defaults.
+//!
+//! The README lists every variable; keep the two in step.
+
+use std::time::Duration;
+
+use secrecy::SecretSlice;
+
+use crate::amqp::AmqpSettings;
+use crate::config::Reader;
+use crate::link_template::LinkTemplate;
+use crate::seal::{self, Sealer};
+use crate::store::{DEFAULT_SHARDS, RedisSettings};
+use crate::telemetry::LogFormat;
+
+/// Path of the registration page the default link points at.
+pub const REGISTER_PATH: &str = "/passkey/register";
+
+/// Settings shared by the API and the worker.
+#[derive(Clone, Debug)]
+pub struct CommonSettings {
+    pub redis: RedisSettings,
+    pub amqp: AmqpSettings,
+    pub code_hmac_key: SecretSlice<u8>,
+    pub sealer: Sealer,
+    pub code_length: usize,
+    pub code_ttl: Duration,
+    /// How long a delivery status is kept after its code expired.
+    pub status_retention: Duration,
+    /// Public address of the service, for links; never a request header.
+    pub public_base_url: String,
+    pub default_link: LinkTemplate,
+    /// Extra link schemes allowed besides http and https (app links).
+    pub allowed_link_schemes: Vec<String>,
+    pub log_format: LogFormat,
+    pub log_filter: String,
+    /// Development mode: missing secrets get fixed, published values.
+    pub dev_mode: bool,
+}
+
+/// Fixed secrets for development mode only; start-up refuses them otherwise.
+const DEV_HMAC_KEY: &str = "cGFzc2xpbmstZGV2LWhtYWMta2V5LWRvLW5vdC11c2UtaW4tcHJvZA";
+const DEV_SEAL_KEYS: &str = "dev:cGFzc2xpbmstZGV2LXNlYWwta2V5LW5vdC1wcm9kISE";
+
+impl CommonSettings {
+    pub fn read(reader: &mut Reader<'_>) -> Self {
+        let dev_mode = reader.bool("PASSLINK_DEV_MODE", false);
+
+        let prefix = reader.string("PASSLINK_REDIS_PREFIX", "passlink");
+        if prefix.contains(['{', '}']) || prefix.is_empty() {
+            reader.fail("PASSLINK_REDIS_PREFIX", "must be non-empty and without braces");
+        }
+        let redis = RedisSettings {
+            url: reader.string("PASSLINK_REDIS_URL", "redis://127.0.0.1:6379"),
+            cluster_nodes: reader.list("PASSLINK_REDIS_CLUSTER_NODES", &[]),
+            prefix,
+            shards: reader.number("PASSLINK_REDIS_SHARDS", DEFAULT_SHARDS, 1..=1024),
+            timeout: reader.duration("PASSLINK_REDIS_TIMEOUT", Duration::from_secs(5)),
+        };
+
+        let amqp = AmqpSettings {
+            url: reader.string("PASSLINK_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f"),
+            exchange: reader.string("PASSLINK_AMQP_EXCHANGE", "passlink"),
+            queue: reader.string("PASSLINK_AMQP_QUEUE", "passlink.send_link"),
+            quorum: reader.bool("PASSLINK_AMQP_QUORUM", false),
+            max_attempts: reader.number("PASSLINK_MAX_ATTEMPTS", 5, 1..=20),
+        };
+
+        let code_hmac_key = match reader.secret_key("PASSLINK_CODE_HMAC_KEY", 32) {
+            Some(key) => key,
+            None => dev_secret(reader, dev_mode, "PASSLINK_CODE_HMAC_KEY", || {
+                crate::config::decode_key(DEV_HMAC_KEY).map(Into::into)
+            }),
+        };
+
+        let sealer = match reader.secret_text("PASSLINK_SEAL_KEYS") {
+            Some(text) => seal::parse_keys(&text).and_then(|keys| Sealer::new(&keys)),
+            None if dev_mode => seal::parse_keys(DEV_SEAL_KEYS).and_then(|k| Sealer::new(&k)),
+            None => Err("is required (kid:base64 32-byte key, first one seals); set \
+                         PASSLINK_DEV_MODE=true for built-in development keys"
+                .to_owned()),
+        };
+        let sealer = sealer.unwrap_or_else(|err| {
+            reader.fail("PASSLINK_SEAL_KEYS", err);
+            // A throwaway key keeps reading going; finish() reports the error.
+            let key: SecretSlice<u8> = (1..=32u8).collect::<Vec<_>>().into();
+            Sealer::new(&[("invalid".into(), key)]).expect("a 32-byte key is valid")
+        });
+
+        let public_base_url = reader
+            .string("PASSLINK_PUBLIC_BASE_URL", "http://localhost:8080")
+            .trim_end_matches('/')
+            .to_owned();
+        if url::Url::parse(&public_base_url).map_or(true, |u| u.host_str().is_none()) {
+            reader.fail("PASSLINK_PUBLIC_BASE_URL", "must be an absolute URL with a host");
+        }
+        let default_template = reader.string(
+            "PASSLINK_DEFAULT_LINK_TEMPLATE",
+            &format!(
+                "{public_base_url}{REGISTER_PATH}?userID={{{{.UserID}}}}&orgID={{{{.OrgID}}}}\
+                 &codeID={{{{.CodeID}}}}#code={{{{.Code}}}}"
+            ),
+        );
+        let allowed_link_schemes = reader.list("PASSLINK_ALLOWED_LINK_SCHEMES", &[]);
+        let default_link = match LinkTemplate::parse_unbounded(&default_template)
+            .and_then(|t| t.check(&allowed_link_schemes).map(|()| t))
+        {
+            Ok(template) => template,
+            Err(err) => {
+                reader.fail("PASSLINK_DEFAULT_LINK_TEMPLATE", err);
+                LinkTemplate::parse("https://invalid.example/").expect("a literal URL parses")
+            }
+        };
+
+        Self {
+            redis,
+            amqp,
+            code_hmac_key,
+            sealer,
+            code_length: reader.number("PASSLINK_CODE_LENGTH", 12, 6..=64),
+            code_ttl: reader.duration("PASSLINK_CODE_TTL", Duration::from_secs(3600)),
+            status_retention: reader
+                .duration("PASSLINK_STATUS_RETENTION", Duration::from_secs(24 * 3600)),
+            public_base_url,
+            default_link,
+            allowed_link_schemes,
+            log_format: reader.parse("PASSLINK_LOG_FORMAT", LogFormat::Compact),
+            log_filter: reader.string("PASSLINK_LOG", "info"),
+            dev_mode,
+        }
+    }
+}
+
+fn dev_secret(
+    reader: &mut Reader<'_>,
+    dev_mode: bool,
+    name: &str,
+    dev_value: impl FnOnce() -> Option<SecretSlice<u8>>,
+) -> SecretSlice<u8> {
+    if !dev_mode {
+        reader.fail(
+            name,
+            "is required (base64, at least 32 random bytes); set PASSLINK_DEV_MODE=true for \
+             a built-in development key",
+        );
+    }
+    dev_value().unwrap_or_else(|| vec![0u8; 32].into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn production_needs_secrets_and_dev_mode_does_not() {
+        let empty: HashMap<String, String> = HashMap::new();
+        let mut reader = Reader::new(&empty);
+        CommonSettings::read(&mut reader);
+        let lines = reader.finish().unwrap_err().lines;
+        assert!(lines.iter().any(|l| l.starts_with("PASSLINK_CODE_HMAC_KEY")));
+        assert!(lines.iter().any(|l| l.starts_with("PASSLINK_SEAL_KEYS")));
+
+        let dev: HashMap<String, String> =
+            [("PASSLINK_DEV_MODE".to_owned(), "true".to_owned())].into();
+        let mut reader = Reader::new(&dev);
+        let settings = CommonSettings::read(&mut reader);
+        reader.finish().unwrap();
+        assert_eq!(settings.code_length, 12);
+        assert_eq!(settings.code_ttl, Duration::from_secs(3600));
+        assert_eq!(
+            settings.default_link.to_string(),
+            "http://localhost:8080/passkey/register?userID={{.UserID}}&orgID={{.OrgID}}\
+             &codeID={{.CodeID}}#code={{.Code}}"
+        );
+    }
+}

@@ -1,0 +1,52 @@
+-- Creates a registration code, and for sendLink its outbox job, in one step.
+--
+-- KEYS: 1 user, 2 code, 3 delivery, 4 outbox, 5 user_codes
+-- ARGV: 1 user id, 2 caller subject, 3 organizations the caller may act in
+--       ("*" for all, else separated by newlines), 4 code id, 5 code hash,
+--       6 now (ms), 7 validity (ms), 8 job payload ("" for returnCode),
+--       9 status retention after expiry (ms), 10 job id
+-- Returns {"OK", sequence, organization} | {"NOTFOUND"} | {"DENIED"}
+
+local org = redis.call('HGET', KEYS[1], 'org')
+if not org then
+  return {'NOTFOUND'}
+end
+
+if ARGV[2] ~= ARGV[1] and ARGV[3] ~= '*' then
+  local allowed = false
+  for candidate in string.gmatch(ARGV[3], '[^\n]+') do
+    if candidate == org then
+      allowed = true
+      break
+    end
+  end
+  if not allowed then
+    return {'DENIED'}
+  end
+end
+
+local now = tonumber(ARGV[6])
+local ttl = tonumber(ARGV[7])
+local expires = now + ttl
+
+local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+redis.call('HSET', KEYS[1], 'changed', ARGV[6])
+
+redis.call('HSET', KEYS[2], 'user', ARGV[1], 'org', org, 'hash', ARGV[5],
+  'exp', expires, 'fails', 0)
+redis.call('PEXPIRE', KEYS[2], ttl)
+
+redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
+redis.call('ZADD', KEYS[5], expires, ARGV[4])
+if redis.call('PTTL', KEYS[5]) < ttl then
+  redis.call('PEXPIRE', KEYS[5], ttl)
+end
+
+if ARGV[8] ~= '' then
+  redis.call('XADD', KEYS[4], '*', 'job', ARGV[8])
+  redis.call('HSET', KEYS[3], 'state', 'queued', 'job', ARGV[10], 'attempt', 0,
+    'updated', ARGV[6], 'exp', expires)
+  redis.call('PEXPIRE', KEYS[3], ttl + tonumber(ARGV[9]))
+end
+
+return {'OK', seq, org}
