@@ -2,8 +2,8 @@
 //!
 //! ```text
 //! relay ──> exchange ──send_link──> main queue ──> workers
-//!                    ──send_link.dead──> dead-letter queue
 //! worker ──> retry.N (per-message TTL) ──dead-letters back──> exchange
+//! worker ──> exchange ──send_link.dead──> dead-letter queue
 //! ```
 //!
 //! Everything is durable and messages are persistent. A retry waits in the
@@ -38,7 +38,9 @@ pub struct AmqpSettings {
     pub queue: String,
     /// Quorum queues (replicated, for clustered brokers) instead of classic.
     pub quorum: bool,
-    /// Number of attempts per job; there is one retry queue per retry.
+    /// Number of attempts per job; there is one retry queue per retry (and
+    /// always at least one, which also holds jobs waiting for another
+    /// worker's claim to end).
     pub max_attempts: u32,
 }
 
@@ -47,15 +49,20 @@ impl AmqpSettings {
         format!("{}.dead", self.queue)
     }
 
-    /// The queue a job waits in before attempt `attempt` (2 and up).
-    pub fn retry_queue(&self, attempt: u32) -> String {
-        format!("{}.retry.{attempt}", self.queue)
+    /// The queue a job waits in after its `retry`-th failure (from 1).
+    pub fn retry_queue(&self, retry: u32) -> String {
+        format!("{}.retry.{retry}", self.queue)
+    }
+
+    /// Retry numbers that have a queue.
+    pub fn retries(&self) -> std::ops::RangeInclusive<u32> {
+        1..=self.max_attempts.saturating_sub(1).max(1)
     }
 
     /// Main, retry and dead-letter queue names.
     pub fn all_queues(&self) -> Vec<String> {
         let mut names = vec![self.queue.clone(), self.dead_letter_queue()];
-        names.extend((2..=self.max_attempts).map(|a| self.retry_queue(a)));
+        names.extend(self.retries().map(|r| self.retry_queue(r)));
         names
     }
 }
@@ -111,8 +118,8 @@ pub async fn declare_topology(channel: &Channel, settings: &AmqpSettings) -> lap
             .await?;
     }
 
-    for attempt in 2..=settings.max_attempts {
-        let queue = settings.retry_queue(attempt);
+    for retry in settings.retries() {
+        let queue = settings.retry_queue(retry);
         channel
             .queue_declare(
                 queue.as_str().into(),

@@ -31,6 +31,7 @@ pub fn init(format: LogFormat, filter: &str) {
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .with_writer(std::io::stdout);
     // A second call (only in tests) keeps the first subscriber.
     let _ = match format {
@@ -55,6 +56,32 @@ pub fn mask_email(email: &str) -> String {
     }
 }
 
+/// `text` with every word that looks like an address masked, for messages
+/// from other systems (SMTP replies) that may quote one.
+pub fn redact_emails(text: &str) -> String {
+    let is_separator = |c: char| c.is_whitespace() || "<>\"'()[],;:".contains(c);
+    let mut out = String::with_capacity(text.len());
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        if word.contains('@') {
+            out.push_str(&mask_email(word));
+        } else {
+            out.push_str(word);
+        }
+        word.clear();
+    };
+    for c in text.chars() {
+        if is_separator(c) {
+            flush(&mut word, &mut out);
+            out.push(c);
+        } else {
+            word.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,5 +93,9 @@ mod tests {
         assert_eq!(mask_email("broken"), "***");
         assert_eq!("JSON".parse::<LogFormat>(), Ok(LogFormat::Json));
         assert!("xml".parse::<LogFormat>().is_err());
+        assert_eq!(
+            redact_emails("550 5.1.1 <anna@example.test>: Recipient address rejected"),
+            "550 5.1.1 <a***@example.test>: Recipient address rejected"
+        );
     }
 }

@@ -2,6 +2,11 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
+/// A duration in whole milliseconds, saturating.
+pub fn millis(duration: std::time::Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
 /// Unix milliseconds now.
 pub fn now_ms() -> i64 {
     Utc::now().timestamp_millis()

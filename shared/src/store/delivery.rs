@@ -15,7 +15,7 @@ use std::time::Duration;
 use redis::{AsyncCommands, Script, Value};
 use serde::Serialize;
 
-use super::links::millis;
+use crate::time::millis;
 use super::{Store, StoreError, int_at, text_at};
 use crate::job::SendLinkJob;
 

@@ -7,6 +7,7 @@ use redis::{Script, Value};
 use uuid::Uuid;
 
 use super::{Store, StoreError, int_at, org_scope_arg, text_at};
+use crate::time::millis;
 
 static CREATE_LINK: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/create_link.lua")));
@@ -83,8 +84,4 @@ impl Store {
             other => Err(StoreError::Protocol(format!("create_link said {other}"))),
         }
     }
-}
-
-pub(crate) fn millis(duration: Duration) -> i64 {
-    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }

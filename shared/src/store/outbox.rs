@@ -12,7 +12,7 @@ use std::time::Duration;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadOptions, StreamReadReply};
 use redis::{AsyncCommands, Value};
 
-use super::links::millis;
+use crate::time::millis;
 use super::{Store, StoreError};
 
 /// The consumer group every relay reads through.

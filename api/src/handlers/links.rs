@@ -1,0 +1,357 @@
+//! `POST /v3alpha/users/{userId}/webauthn/registration_link` and the
+//! delivery status of a link's email.
+
+use http::{Request, StatusCode};
+use hyper::body::Incoming;
+use passlink_shared::code::new_id;
+use passlink_shared::error::ApiError;
+use passlink_shared::job::{JOB_VERSION, SendLinkJob};
+use passlink_shared::link_template::{LinkTemplate, TemplateError};
+use passlink_shared::store::{CreateLink, LinkOutcome};
+use passlink_shared::time::{now_ms, rfc3339_ms};
+use passlink_shared::user::validate_user_id;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::app::App;
+use crate::auth::{Caller, PASSKEY_WRITE};
+use crate::handlers::{Details, store_error};
+use crate::http::{HttpResponse, json, read_json};
+
+/// The request body; field names as protojson writes and reads them.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateLinkBody {
+    #[serde(rename = "userId", alias = "user_id", default)]
+    user_id: Option<String>,
+    #[serde(rename = "sendLink", alias = "send_link", default)]
+    send_link: Option<SendLinkBody>,
+    #[serde(rename = "returnCode", alias = "return_code", default)]
+    return_code: Option<ReturnCodeBody>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SendLinkBody {
+    #[serde(rename = "urlTemplate", alias = "url_template", default)]
+    url_template: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReturnCodeBody {}
+
+/// What the caller asked for, validated.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Medium {
+    /// Email the link; `None` uses the configured default link.
+    Send(Option<String>),
+    Return,
+}
+
+#[derive(Serialize)]
+struct CodeBody<'a> {
+    id: String,
+    code: &'a str,
+}
+
+#[derive(Serialize)]
+struct CreateLinkResponse<'a> {
+    details: Details,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<CodeBody<'a>>,
+}
+
+pub async fn create(
+    app: &App,
+    req: Request<Incoming>,
+    raw_user_id: &str,
+) -> Result<HttpResponse, ApiError> {
+    let user_id = crate::http::path_segment(raw_user_id)?;
+    let caller = app.auth.authenticate(req.headers())?;
+    let body: CreateLinkBody = read_json(req, app.config.http.max_body_bytes).await?;
+    validate_user_id(&user_id)?;
+    let medium = medium(body, &user_id, &app.config.common.allowed_link_schemes)?;
+
+    let created = create_link(app, &caller, &user_id, medium).await?;
+    Ok(json(StatusCode::OK, &created.response()))
+}
+
+/// The result of creating a link, before it is written out in some format.
+pub struct Created {
+    pub sequence: u64,
+    pub change_ms: i64,
+    pub organization_id: String,
+    pub code_id: Uuid,
+    /// Present for `returnCode` only.
+    pub code: Option<passlink_shared::code::PlainCode>,
+}
+
+impl Created {
+    fn response(&self) -> CreateLinkResponse<'_> {
+        CreateLinkResponse {
+            details: Details::new(self.sequence, self.change_ms, &self.organization_id),
+            code: self.code.as_ref().map(|code| CodeBody {
+                id: self.code_id.to_string(),
+                code: code.expose(),
+            }),
+        }
+    }
+}
+
+/// The protocol-independent part: permission, code, record, outbox.
+pub async fn create_link(
+    app: &App,
+    caller: &Caller,
+    user_id: &str,
+    medium: Medium,
+) -> Result<Created, ApiError> {
+    let is_self = caller.subject == user_id;
+    let scope = caller.scope(PASSKEY_WRITE);
+    if scope.is_none() && !is_self {
+        return Err(denied());
+    }
+    let (all_orgs, orgs) = scope.map_or((false, &[][..]), |s| (s.all_orgs, s.orgs));
+
+    let settings = &app.config.common;
+    let code = app.codes.generate();
+    let code_id = new_id();
+    let job_id = new_id();
+    let now = now_ms();
+    let expires_at_ms = now + passlink_shared::time::millis(settings.code_ttl);
+    let code_hash = app.hasher.hash(&code_id, code.expose());
+
+    let job = match &medium {
+        Medium::Send(url_template) => Some(
+            SendLinkJob {
+                v: JOB_VERSION,
+                job_id,
+                code_id,
+                user_id: user_id.to_owned(),
+                url_template: url_template.clone(),
+                created_at_ms: now,
+                expires_at_ms,
+                code: settings.sealer.seal(&code_id, &code),
+            }
+            .to_bytes(),
+        ),
+        Medium::Return => None,
+    };
+
+    let outcome = app
+        .store
+        .create_link(&CreateLink {
+            user_id,
+            caller_subject: &caller.subject,
+            all_orgs,
+            orgs,
+            code_id,
+            job_id,
+            code_hash: &code_hash,
+            now_ms: now,
+            validity: settings.code_ttl,
+            job: job.as_deref(),
+            status_retention: settings.status_retention,
+        })
+        .await
+        .map_err(store_error)?;
+
+    match outcome {
+        LinkOutcome::Created(created) => {
+            if job.is_some() {
+                app.relay.wake(app.store.keys().shard_of(user_id));
+                tracing::debug!(user.id = user_id, code.id = %code_id, job.id = %job_id,
+                    "registration link queued for email");
+            } else {
+                tracing::debug!(user.id = user_id, code.id = %code_id,
+                    "registration code returned to the caller");
+            }
+            Ok(Created {
+                sequence: created.sequence,
+                change_ms: now,
+                organization_id: created.organization_id,
+                code_id,
+                code: matches!(medium, Medium::Return).then_some(code),
+            })
+        }
+        LinkOutcome::UserNotFound => Err(user_not_found()),
+        LinkOutcome::Denied => Err(denied()),
+    }
+}
+
+/// Checks the oneof, the template and a body `userId`.
+fn medium(
+    body: CreateLinkBody,
+    path_user_id: &str,
+    allowed_schemes: &[String],
+) -> Result<Medium, ApiError> {
+    if body.user_id.as_deref().is_some_and(|id| id != path_user_id) {
+        return Err(ApiError::invalid(
+            "LINK-USER-MISMATCH",
+            "The userId in the body differs from the one in the path",
+        ));
+    }
+    match (body.send_link, body.return_code) {
+        (Some(_), Some(_)) => Err(ApiError::invalid(
+            "LINK-MEDIUM-BOTH",
+            "Give either sendLink or returnCode, not both",
+        )),
+        (_, Some(_)) => Ok(Medium::Return),
+        (Some(SendLinkBody { url_template: Some(template) }), None) => {
+            check_template(&template, allowed_schemes)?;
+            Ok(Medium::Send(Some(template)))
+        }
+        (Some(SendLinkBody { url_template: None }), None) | (None, None) => Ok(Medium::Send(None)),
+    }
+}
+
+/// Refuses a template that would not make a safe, complete link.
+pub fn check_template(template: &str, allowed_schemes: &[String]) -> Result<(), ApiError> {
+    let to_error = |err: TemplateError| {
+        let id = match err {
+            TemplateError::Length => "LINK-TEMPLATE-LENGTH",
+            TemplateError::Unclosed(_) | TemplateError::StrayBrace(_) => "LINK-TEMPLATE-SYNTAX",
+            TemplateError::UnknownPlaceholder(..) => "LINK-TEMPLATE-PLACEHOLDER",
+            TemplateError::InvalidUrl(_) | TemplateError::Scheme(_) => "LINK-TEMPLATE-URL",
+        };
+        ApiError::invalid(id, format!("urlTemplate is not valid: {err}"))
+    };
+    LinkTemplate::parse(template)
+        .map_err(to_error)?
+        .check(allowed_schemes)
+        .map_err(to_error)
+}
+
+fn user_not_found() -> ApiError {
+    ApiError::not_found("USER-404", "User could not be found")
+}
+
+fn denied() -> ApiError {
+    ApiError::denied(
+        "AUTH-PERMISSION-DENIED",
+        "The caller may not create registration links for this user",
+    )
+}
+
+/// `GET .../registration_link/{codeId}`: where the email of a link stands.
+pub async fn status(
+    app: &App,
+    req: Request<Incoming>,
+    raw_user_id: &str,
+    raw_code_id: &str,
+) -> Result<HttpResponse, ApiError> {
+    let user_id = crate::http::path_segment(raw_user_id)?;
+    let caller = app.auth.authenticate(req.headers())?;
+    validate_user_id(&user_id)?;
+    let code_id: Uuid = raw_code_id
+        .parse()
+        .map_err(|_| ApiError::invalid("LINK-CODE-ID-INVALID", "codeId must be a UUID"))?;
+
+    if caller.subject != user_id {
+        let scope = caller.scope(PASSKEY_WRITE).ok_or_else(denied)?;
+        if !scope.all_orgs {
+            let user = app.store.get_user(&user_id).await.map_err(store_error)?;
+            match user.map(|u| u.user.organization_id) {
+                None => return Err(user_not_found()),
+                Some(org) if !scope.orgs.contains(&org) => return Err(denied()),
+                Some(_) => {}
+            }
+        }
+    }
+    status_body(app, &user_id, &code_id).await
+}
+
+async fn status_body(app: &App, user_id: &str, code_id: &Uuid) -> Result<HttpResponse, ApiError> {
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct StatusResponse {
+        code_id: String,
+        job_id: String,
+        state: &'static str,
+        attempt: u32,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        next_attempt_date: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        change_date: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        expiration_date: Option<String>,
+    }
+
+    let status = app
+        .store
+        .delivery_status(user_id, &code_id.to_string())
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "LINK-STATUS-404",
+                "No emailed registration link with this id is known for this user",
+            )
+        })?;
+    Ok(json(
+        StatusCode::OK,
+        &StatusResponse {
+            code_id: code_id.to_string(),
+            job_id: status.job_id,
+            state: status.state.as_str(),
+            attempt: status.attempt,
+            next_attempt_date: status.next_attempt_ms.map(rfc3339_ms),
+            reason: status.reason,
+            change_date: rfc3339_ms(status.updated_ms),
+            expiration_date: status.expires_ms.map(rfc3339_ms),
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> Result<Medium, ApiError> {
+        let body: CreateLinkBody = crate::http::decode(json.as_bytes())?;
+        medium(body, "u1", &[])
+    }
+
+    #[test]
+    fn media_of_the_contract() {
+        let template = "https://example.com/r?u={{.UserID}}&c={{.Code}}";
+        assert_eq!(
+            parse(&format!(r#"{{"sendLink":{{"urlTemplate":"{template}"}}}}"#)).unwrap(),
+            Medium::Send(Some(template.to_owned()))
+        );
+        assert_eq!(
+            parse(&format!(r#"{{"send_link":{{"url_template":"{template}"}}}}"#)).unwrap(),
+            Medium::Send(Some(template.to_owned()))
+        );
+        assert_eq!(parse(r#"{"sendLink":{}}"#).unwrap(), Medium::Send(None));
+        assert_eq!(parse(r#"{}"#).unwrap(), Medium::Send(None));
+        assert_eq!(parse(r#"{"sendLink":null}"#).unwrap(), Medium::Send(None));
+        assert_eq!(parse(r#"{"returnCode":{}}"#).unwrap(), Medium::Return);
+        assert_eq!(parse(r#"{"return_code":{}}"#).unwrap(), Medium::Return);
+        assert_eq!(parse(r#"{"userId":"u1","returnCode":{}}"#).unwrap(), Medium::Return);
+    }
+
+    #[test]
+    fn refusals() {
+        let cases = [
+            (r#"{"sendLink":{},"returnCode":{}}"#, "LINK-MEDIUM-BOTH"),
+            (r#"{"sendLink":{},"extra":1}"#, "REQ-JSON-INVALID"),
+            (r#"{"returnCode":{"x":1}}"#, "REQ-JSON-INVALID"),
+            (r#"{"sendLink":{"urlTemplate":""}}"#, "LINK-TEMPLATE-LENGTH"),
+            (r#"{"sendLink":{"urlTemplate":"https://x/{{.Code}"}}"#, "LINK-TEMPLATE-SYNTAX"),
+            (r#"{"sendLink":{"urlTemplate":"https://x/{{.Nope}}"}}"#, "LINK-TEMPLATE-PLACEHOLDER"),
+            (r#"{"sendLink":{"urlTemplate":"javascript:x({{.Code}})"}}"#, "LINK-TEMPLATE-URL"),
+            (r#"{"sendLink":"x"}"#, "REQ-JSON-INVALID"),
+            (r#"{"sendLink":{},"send_link":{}}"#, "REQ-JSON-INVALID"),
+            (r#"{"userId":"u2"}"#, "LINK-USER-MISMATCH"),
+            (r#"[1]"#, "REQ-JSON-INVALID"),
+            (r#"{"#, "REQ-JSON-INVALID"),
+        ];
+        for (json, id) in cases {
+            assert_eq!(parse(json).unwrap_err().id, id, "{json}");
+        }
+        let long = format!(r#"{{"sendLink":{{"urlTemplate":"https://x/{}"}}}}"#, "a".repeat(191));
+        assert_eq!(parse(&long).unwrap_err().id, "LINK-TEMPLATE-LENGTH");
+    }
+}

@@ -1,0 +1,138 @@
+//! The directory's admin endpoints: `PUT`, `GET` and `DELETE`
+//! `/admin/v1/users/{userId}`, behind the `user.write` permission.
+
+use http::{Request, StatusCode};
+use hyper::body::Incoming;
+use passlink_shared::error::ApiError;
+use passlink_shared::store::UserChange;
+use passlink_shared::time::now_ms;
+use passlink_shared::user::{User, UserInput, validate_user_id};
+use serde::Serialize;
+
+use crate::app::App;
+use crate::auth::{Caller, Scope, USER_WRITE};
+use crate::handlers::{Details, store_error};
+use crate::http::{HttpResponse, json, path_segment, read_json};
+
+#[derive(Serialize)]
+struct ChangeResponse {
+    details: Details,
+}
+
+#[derive(Serialize)]
+struct UserResponse<'a> {
+    user: &'a User,
+    details: Details,
+}
+
+fn write_scope(caller: &Caller) -> Result<Scope<'_>, ApiError> {
+    caller.scope(USER_WRITE).ok_or_else(denied)
+}
+
+fn denied() -> ApiError {
+    ApiError::denied("AUTH-PERMISSION-DENIED", "The caller may not manage this user")
+}
+
+fn not_found() -> ApiError {
+    ApiError::not_found("USER-404", "User could not be found")
+}
+
+pub async fn put(app: &App, req: Request<Incoming>, raw_id: &str) -> Result<HttpResponse, ApiError> {
+    let user_id = path_segment(raw_id)?;
+    let caller = app.auth.authenticate(req.headers())?;
+    let scope = write_scope(&caller)?;
+    validate_user_id(&user_id)?;
+    let input: UserInput = read_json(req, app.config.http.max_body_bytes).await?;
+    let user = input.validate(Some(&user_id))?;
+
+    let now = now_ms();
+    let change = app
+        .store
+        .put_user(&user, now, scope.all_orgs, scope.orgs)
+        .await
+        .map_err(store_error)?;
+    let (status, sequence) = match change {
+        UserChange::Created { sequence } => (StatusCode::CREATED, sequence),
+        UserChange::Updated { sequence } => (StatusCode::OK, sequence),
+        UserChange::Denied => return Err(denied()),
+        other => {
+            tracing::error!(?other, "unexpected outcome of a user write");
+            return Err(ApiError::internal());
+        }
+    };
+    tracing::info!(user.id = %user.id, org.id = %user.organization_id, sequence,
+        "directory user written");
+    Ok(json(
+        status,
+        &ChangeResponse {
+            details: Details::new(sequence, now, &user.organization_id),
+        },
+    ))
+}
+
+pub async fn get(app: &App, req: Request<Incoming>, raw_id: &str) -> Result<HttpResponse, ApiError> {
+    let user_id = path_segment(raw_id)?;
+    let caller = app.auth.authenticate(req.headers())?;
+    let scope = write_scope(&caller)?;
+    validate_user_id(&user_id)?;
+
+    let stored = app
+        .store
+        .get_user(&user_id)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(not_found)?;
+    if !scope.all_orgs && !scope.orgs.contains(&stored.user.organization_id) {
+        return Err(denied());
+    }
+    Ok(json(
+        StatusCode::OK,
+        &UserResponse {
+            user: &stored.user,
+            details: Details::new(
+                stored.sequence,
+                stored.changed_ms,
+                &stored.user.organization_id,
+            ),
+        },
+    ))
+}
+
+pub async fn delete(
+    app: &App,
+    req: Request<Incoming>,
+    raw_id: &str,
+) -> Result<HttpResponse, ApiError> {
+    let user_id = path_segment(raw_id)?;
+    let caller = app.auth.authenticate(req.headers())?;
+    let scope = write_scope(&caller)?;
+    validate_user_id(&user_id)?;
+
+    let now = now_ms();
+    let change = app
+        .store
+        .delete_user(&user_id, now, scope.all_orgs, scope.orgs)
+        .await
+        .map_err(store_error)?;
+    match change {
+        UserChange::Deleted {
+            sequence,
+            organization_id,
+        } => {
+            tracing::info!(user.id = %user_id, org.id = %organization_id, sequence,
+                "directory user deleted");
+            Ok(json(
+                StatusCode::OK,
+                &ChangeResponse {
+                    details: Details::new(sequence, now, &organization_id),
+                },
+            ))
+        }
+        UserChange::NotFound => Err(not_found()),
+        UserChange::Denied => Err(denied()),
+        other => {
+            tracing::error!(?other, "unexpected outcome of a user delete");
+            Err(ApiError::internal())
+        }
+    }
+}

@@ -1,0 +1,357 @@
+//! The outbox relay: moves send-link jobs from Redis to RabbitMQ without
+//! losing one.
+//!
+//! A job is removed from the outbox only after the broker confirmed it. When
+//! RabbitMQ is away, jobs stay in Redis and the relay reconnects with
+//! backoff; the API keeps answering meanwhile. A job may be published twice
+//! (a crash after the confirm and before the removal, or a slow relay whose
+//! jobs another process took over); workers drop such duplicates.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel, Confirmation, Connection};
+use passlink_shared::amqp::{self, ATTEMPT_HEADER, AmqpSettings, SEND_LINK_KEY};
+use passlink_shared::store::{OutboxEntry, Store, StoreError};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::app::{App, RelaySignal};
+use crate::config::RelaySettings;
+
+/// How often a relay looks for jobs other processes left behind.
+const CLAIM_EVERY: Duration = Duration::from_secs(5);
+
+/// Starts one relay loop per configured task. They stop when `stop` turns
+/// true and the outbox of their shards is empty (or the caller gives up
+/// waiting).
+pub fn spawn(app: &Arc<App>, stop: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
+    let tasks = app.config.relay.tasks;
+    let consumer = consumer_name();
+    (0..tasks)
+        .map(|task| {
+            let relay = Relay {
+                store: app.store.clone(),
+                amqp: app.config.common.amqp.clone(),
+                settings: app.config.relay.clone(),
+                signal: app.relay.clone(),
+                consumer: format!("{consumer}-{task}"),
+                task,
+                shards: (0..app.store.keys().shards())
+                    .filter(|s| app.relay.task_of(*s) == task)
+                    .collect(),
+            };
+            tokio::spawn(relay.run(stop.clone()))
+        })
+        .collect()
+}
+
+/// Unique per process, so that each process's unfinished jobs can be told
+/// apart from another's in the consumer group.
+fn consumer_name() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "api".to_owned());
+    format!("{host}-{}-{}", std::process::id(), passlink_shared::code::new_id().simple())
+}
+
+struct Relay {
+    store: Store,
+    amqp: AmqpSettings,
+    settings: RelaySettings,
+    signal: RelaySignal,
+    consumer: String,
+    task: usize,
+    shards: Vec<u16>,
+}
+
+/// A connection with a confirming channel.
+struct Link {
+    connection: Connection,
+    channel: Channel,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum RoundError {
+    #[error("broker: {0}")]
+    Broker(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Relay {
+    async fn run(self, mut stop: watch::Receiver<bool>) {
+        let mut link: Option<Link> = None;
+        // Shards whose entries this consumer took but has not finished.
+        let mut own_pending = vec![false; self.shards.len()];
+        // Claim at start: a crashed predecessor may have left jobs behind.
+        let mut next_claim = Instant::now();
+        let mut backoff = Backoff::default();
+        let mut prepared = false;
+
+        loop {
+            let stopping = *stop.borrow();
+
+            if !prepared {
+                match self.store.outbox_prepare().await {
+                    Ok(()) => prepared = true,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "relay cannot prepare the outbox");
+                        if stopping || !backoff.wait(&mut stop).await {
+                            return;
+                        }
+                        continue;
+                    }
+                }
+            }
+
+            if link.as_ref().is_some_and(|l| !l.connection.status().connected()) {
+                self.lost(&mut link, "connection closed");
+            }
+            if link.is_none() {
+                match self.connect().await {
+                    Ok(new_link) => {
+                        tracing::info!(relay.task = self.task, "relay connected to rabbitmq");
+                        link = Some(new_link);
+                        self.signal.set_connected(self.task, true);
+                        backoff.reset();
+                        // Jobs published on the old connection may be unconfirmed.
+                        own_pending.iter_mut().for_each(|p| *p = true);
+                    }
+                    Err(err) => {
+                        if backoff.first() {
+                            tracing::warn!(relay.task = self.task, error = %err,
+                                "relay cannot reach rabbitmq; jobs wait in the outbox");
+                        }
+                        if stopping || !backoff.wait(&mut stop).await {
+                            return;
+                        }
+                        continue;
+                    }
+                }
+            }
+            let Some(current) = link.as_ref() else { continue };
+
+            let claim = Instant::now() >= next_claim;
+            if claim {
+                next_claim = Instant::now() + CLAIM_EVERY;
+            }
+            match self.round(&current.channel, &mut own_pending, claim).await {
+                Ok(0) if stopping => return,
+                Ok(0) => {
+                    tokio::select! {
+                        () = self.signal.woken(self.task) => {}
+                        () = tokio::time::sleep(self.settings.poll_interval) => {}
+                        _ = stop.changed() => {}
+                    }
+                }
+                Ok(_) => {}
+                Err(RoundError::Broker(err)) => self.lost(&mut link, &err),
+                Err(RoundError::Store(err)) => {
+                    tracing::warn!(error = %err, "relay cannot read the outbox");
+                    if stopping || !backoff.wait(&mut stop).await {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    fn lost(&self, link: &mut Option<Link>, why: &str) {
+        if link.take().is_some() {
+            tracing::warn!(relay.task = self.task, error = why,
+                "relay lost rabbitmq; reconnecting");
+        }
+        self.signal.set_connected(self.task, false);
+    }
+
+    async fn connect(&self) -> Result<Link, lapin::Error> {
+        let connection = amqp::connect(&self.amqp, "passlink-api relay").await?;
+        let channel = connection.create_channel().await?;
+        amqp::declare_topology(&channel, &self.amqp).await?;
+        channel.confirm_select(ConfirmSelectOptions::default()).await?;
+        Ok(Link {
+            connection,
+            channel,
+        })
+    }
+
+    /// Publishes one batch per shard; returns how many jobs left the outbox.
+    async fn round(
+        &self,
+        channel: &Channel,
+        own_pending: &mut [bool],
+        claim: bool,
+    ) -> Result<usize, RoundError> {
+        let reads = self.shards.iter().zip(own_pending.iter()).map(|(&shard, &pending)| {
+            self.take(shard, pending, claim)
+        });
+        let mut batches = Vec::with_capacity(self.shards.len());
+        for (index, read) in join_all(reads).await.into_iter().enumerate() {
+            let (entries, pending_drained) = read?;
+            if pending_drained {
+                own_pending[index] = false;
+            }
+            batches.push(entries);
+        }
+        let total: usize = batches.iter().map(Vec::len).sum();
+        if total == 0 {
+            return Ok(0);
+        }
+
+        // Publish everything, then wait for the confirms together: one
+        // broker round trip per round instead of one per job.
+        let mut confirms = Vec::with_capacity(total);
+        let mut publish_error = None;
+        'publish: for (index, entries) in batches.iter().enumerate() {
+            for entry in entries {
+                if entry.job.is_empty() {
+                    confirms.push((index, entry.id.clone(), None));
+                    continue;
+                }
+                match self.publish(channel, entry).await {
+                    Ok(confirm) => confirms.push((index, entry.id.clone(), Some(confirm))),
+                    Err(err) => {
+                        publish_error = Some(err.to_string());
+                        break 'publish;
+                    }
+                }
+            }
+        }
+
+        let mut done: Vec<Vec<String>> = vec![Vec::new(); self.shards.len()];
+        let mut failed = 0usize;
+        let waits = confirms.into_iter().map(|(index, id, confirm)| async move {
+            let ok = match confirm {
+                None => true,
+                Some(confirm) => matches!(confirm.await, Ok(Confirmation::Ack(None))),
+            };
+            (index, id, ok)
+        });
+        match tokio::time::timeout(self.settings.confirm_timeout, join_all(waits)).await {
+            Ok(results) => {
+                for (index, id, ok) in results {
+                    if ok {
+                        done[index].push(id);
+                    } else {
+                        failed += 1;
+                        own_pending[index] = true;
+                    }
+                }
+            }
+            Err(_) => {
+                own_pending.iter_mut().for_each(|p| *p = true);
+                return Err(RoundError::Broker("publisher confirms timed out".into()));
+            }
+        }
+
+        let removals = done
+            .iter()
+            .enumerate()
+            .map(|(index, ids)| self.store.outbox_done(self.shards[index], ids));
+        for removal in join_all(removals).await {
+            removal?;
+        }
+        let published: usize = done.iter().map(Vec::len).sum();
+        tracing::debug!(relay.task = self.task, published, failed, "relay round");
+
+        if let Some(err) = publish_error {
+            own_pending.iter_mut().for_each(|p| *p = true);
+            return Err(RoundError::Broker(err));
+        }
+        if failed > 0 {
+            // Nacked or returned: the broker cannot take them as set up now;
+            // reconnecting declares the topology again.
+            return Err(RoundError::Broker(format!("{failed} jobs were not confirmed")));
+        }
+        Ok(published)
+    }
+
+    /// Reads a shard's jobs: first those this consumer left unfinished,
+    /// then new ones, and when due, those other consumers abandoned.
+    /// Returns the entries and whether the unfinished ones are all done.
+    async fn take(
+        &self,
+        shard: u16,
+        own_pending: bool,
+        claim: bool,
+    ) -> Result<(Vec<OutboxEntry>, bool), StoreError> {
+        let batch = self.settings.batch;
+        let mut drained = false;
+        let mut entries = Vec::new();
+        if own_pending {
+            entries = self.store.outbox_read(shard, &self.consumer, batch, true).await?;
+            drained = entries.is_empty();
+        }
+        if entries.is_empty() && claim {
+            entries = self
+                .store
+                .outbox_claim_stale(shard, &self.consumer, self.settings.claim_idle, batch)
+                .await?;
+            if !entries.is_empty() {
+                tracing::info!(shard, jobs = entries.len(),
+                    "relay took over jobs another process left behind");
+            }
+        }
+        if entries.is_empty() {
+            entries = self.store.outbox_read(shard, &self.consumer, batch, false).await?;
+        }
+        Ok((entries, drained))
+    }
+
+    async fn publish(
+        &self,
+        channel: &Channel,
+        entry: &OutboxEntry,
+    ) -> Result<lapin::PublisherConfirm, lapin::Error> {
+        let mut headers = FieldTable::default();
+        headers.insert(ATTEMPT_HEADER.into(), AMQPValue::LongUInt(1));
+        let mut properties = BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_content_type("application/json".into())
+            .with_headers(headers);
+        if let Some(added) = entry.added_ms() {
+            properties = properties.with_timestamp((added / 1000).max(0) as u64);
+        }
+        channel
+            .basic_publish(
+                self.amqp.exchange.as_str().into(),
+                SEND_LINK_KEY.into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..Default::default()
+                },
+                &entry.job,
+                properties,
+            )
+            .await
+    }
+}
+
+/// Exponential backoff between reconnection attempts, up to 5 seconds.
+#[derive(Default)]
+struct Backoff {
+    attempt: u32,
+}
+
+impl Backoff {
+    fn first(&self) -> bool {
+        self.attempt == 0
+    }
+
+    fn reset(&mut self) {
+        self.attempt = 0;
+    }
+
+    /// Sleeps; false when asked to stop meanwhile.
+    async fn wait(&mut self, stop: &mut watch::Receiver<bool>) -> bool {
+        let delay = Duration::from_millis(100 * 2u64.pow(self.attempt.min(6))).min(Duration::from_secs(5));
+        self.attempt += 1;
+        tokio::select! {
+            () = tokio::time::sleep(delay) => true,
+            _ = stop.changed() => !*stop.borrow(),
+        }
+    }
+}

@@ -1,0 +1,268 @@
+//! The consume loop: takes deliveries with manual acks under a prefetch
+//! limit, runs up to `concurrency` jobs at once, and carries out each job's
+//! disposition. A message is acknowledged only after its email was accepted
+//! or its retry or dead letter was confirmed by the broker.
+//!
+//! On shutdown the consumer is cancelled first, so no new job starts; jobs in
+//! flight get the grace period; whatever was prefetched but not started goes
+//! back to the queue when the connection closes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use lapin::message::Delivery;
+use lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions,
+    BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel, Confirmation, Connection};
+use passlink_shared::amqp::{
+    self, ATTEMPT_HEADER, DEAD_LETTER_KEY, FAILED_AT_HEADER, REASON_HEADER, header_u32,
+};
+use passlink_shared::time::now_ms;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+
+use crate::process::{Disposition, Processor};
+
+/// Pause before a message whose dependencies failed is given back, so that
+/// an outage does not turn into a redelivery storm.
+const REQUEUE_PAUSE: Duration = Duration::from_secs(1);
+
+struct Link {
+    connection: Connection,
+    consume: Channel,
+    publish: Channel,
+}
+
+/// Runs until `shutdown` turns true; reconnects whenever the broker goes.
+pub async fn run(processor: Arc<Processor>, mut shutdown: watch::Receiver<bool>) {
+    let mut backoff = Duration::from_millis(200);
+    let mut warned = false;
+
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let link = match connect(&processor).await {
+            Ok(link) => link,
+            Err(err) => {
+                if !warned {
+                    tracing::warn!(error = %err, "cannot reach rabbitmq; trying again");
+                    warned = true;
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.changed() => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        tracing::info!(queue = %processor.config.common.amqp.queue,
+            prefetch = processor.config.prefetch, concurrency = processor.config.concurrency,
+            "consuming");
+        backoff = Duration::from_millis(200);
+        warned = false;
+
+        let stopping = consume(&processor, &link, &mut shutdown).await;
+        let _ = link.connection.close(200, "bye".into()).await;
+        if stopping {
+            return;
+        }
+        tracing::warn!("lost rabbitmq; reconnecting");
+    }
+}
+
+async fn connect(processor: &Processor) -> Result<Link, lapin::Error> {
+    let settings = &processor.config.common.amqp;
+    let connection = amqp::connect(settings, "passlink-worker").await?;
+    let consume = connection.create_channel().await?;
+    let publish = connection.create_channel().await?;
+    amqp::declare_topology(&publish, settings).await?;
+    publish.confirm_select(ConfirmSelectOptions::default()).await?;
+    consume
+        .basic_qos(processor.config.prefetch, BasicQosOptions::default())
+        .await?;
+    Ok(Link {
+        connection,
+        consume,
+        publish,
+    })
+}
+
+/// Consumes until the connection fails (false) or shutdown (true).
+async fn consume(
+    processor: &Arc<Processor>,
+    link: &Link,
+    shutdown: &mut watch::Receiver<bool>,
+) -> bool {
+    let queue = processor.config.common.amqp.queue.as_str();
+    let tag = format!("passlink-worker-{}", std::process::id());
+    let mut consumer = match link
+        .consume
+        .basic_consume(
+            queue.into(),
+            tag.as_str().into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+    {
+        Ok(consumer) => consumer,
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot start consuming");
+            return false;
+        }
+    };
+
+    let slots = Arc::new(Semaphore::new(processor.config.concurrency));
+    let mut tasks = JoinSet::new();
+    let mut stopping = false;
+
+    loop {
+        let permit = tokio::select! {
+            permit = slots.clone().acquire_owned() => permit,
+            _ = shutdown.changed() => { stopping = true; break; }
+        };
+        let Ok(permit) = permit else { break };
+        let delivery = tokio::select! {
+            next = consumer.next() => next,
+            _ = shutdown.changed() => { stopping = true; break; }
+        };
+        let delivery = match delivery {
+            Some(Ok(delivery)) => delivery,
+            Some(Err(err)) => {
+                tracing::warn!(error = %err, "the consumer failed");
+                break;
+            }
+            None => break,
+        };
+
+        let processor = processor.clone();
+        let publish = link.publish.clone();
+        tasks.spawn(async move {
+            let _permit = permit;
+            process(&processor, &publish, delivery).await;
+        });
+        // Reap finished tasks so the set does not grow.
+        while tasks.try_join_next().is_some() {}
+    }
+
+    if stopping {
+        let _ = link
+            .consume
+            .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
+            .await;
+        let grace = processor.config.shutdown_grace;
+        tracing::info!(in_flight = tasks.len(), grace_secs = grace.as_secs(),
+            "stopped taking jobs; finishing the ones in flight");
+        let drained = tokio::time::timeout(grace, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(in_flight = tasks.len(),
+                "grace period over; unfinished jobs go back to the queue");
+            tasks.abort_all();
+        }
+    } else {
+        // The channel is gone, so these jobs can no longer be acknowledged;
+        // the broker hands them out again.
+        tasks.abort_all();
+    }
+    stopping
+}
+
+async fn process(processor: &Processor, publish: &Channel, delivery: Delivery) {
+    let headers = delivery.properties.headers().as_ref();
+    let attempt = header_u32(headers, ATTEMPT_HEADER).unwrap_or(1).max(1);
+    let (disposition, outcome) = processor.handle(&delivery.data, attempt).await;
+    tracing::trace!(outcome = outcome.as_str(), "handled");
+
+    let settings = &processor.config.common.amqp;
+    let forwarded = match disposition {
+        Disposition::Ack => Ok(()),
+        Disposition::Retry {
+            retry,
+            attempt,
+            delay,
+        } => {
+            let retry = retry.min(*settings.retries().end());
+            let mut headers = FieldTable::default();
+            headers.insert(ATTEMPT_HEADER.into(), AMQPValue::LongUInt(attempt));
+            let properties = base_properties(headers)
+                .with_expiration(delay.as_millis().max(1).to_string().into());
+            forward(publish, "", &settings.retry_queue(retry), &delivery.data, properties).await
+        }
+        Disposition::DeadLetter { reason } => {
+            let mut headers = FieldTable::default();
+            headers.insert(ATTEMPT_HEADER.into(), AMQPValue::LongUInt(attempt));
+            headers.insert(REASON_HEADER.into(), AMQPValue::LongString(reason.as_str().into()));
+            headers.insert(FAILED_AT_HEADER.into(), AMQPValue::LongLongInt(now_ms()));
+            let exchange = settings.exchange.as_str();
+            forward(publish, exchange, DEAD_LETTER_KEY, &delivery.data, base_properties(headers))
+                .await
+        }
+        Disposition::Requeue => {
+            tokio::time::sleep(REQUEUE_PAUSE).await;
+            Err("dependencies unavailable".to_owned())
+        }
+    };
+
+    let settled = match forwarded {
+        Ok(()) => delivery.ack(BasicAckOptions::default()).await,
+        Err(why) => {
+            tracing::debug!(reason = %why, "giving the message back to the queue");
+            delivery
+                .nack(BasicNackOptions {
+                    requeue: true,
+                    ..Default::default()
+                })
+                .await
+        }
+    };
+    if let Err(err) = settled {
+        // The channel closed; the broker redelivers the message.
+        tracing::warn!(error = %err, "cannot settle the message");
+    }
+}
+
+fn base_properties(headers: FieldTable) -> BasicProperties {
+    BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_content_type("application/json".into())
+        .with_headers(headers)
+}
+
+/// Publishes and waits for the broker's confirm.
+async fn forward(
+    channel: &Channel,
+    exchange: &str,
+    routing_key: &str,
+    body: &[u8],
+    properties: BasicProperties,
+) -> Result<(), String> {
+    let confirm = channel
+        .basic_publish(
+            exchange.into(),
+            routing_key.into(),
+            BasicPublishOptions {
+                mandatory: true,
+                ..Default::default()
+            },
+            body,
+            properties,
+        )
+        .await
+        .map_err(|err| err.to_string())?;
+    match tokio::time::timeout(Duration::from_secs(15), confirm).await {
+        Ok(Ok(Confirmation::Ack(None))) => Ok(()),
+        Ok(Ok(Confirmation::Ack(Some(_)))) => Err("the broker could not route it".to_owned()),
+        Ok(Ok(_)) => Err("the broker refused it".to_owned()),
+        Ok(Err(err)) => Err(err.to_string()),
+        Err(_) => Err("no confirm from the broker".to_owned()),
+    }
+}
