@@ -147,8 +147,9 @@ impl Templates {
 }
 
 /// Builds the MIME message. lettre encodes non-ASCII names and subjects as
-/// RFC 2047 words and quotes names with special characters, so no header can
-/// be injected through a display name.
+/// RFC 2047 words and quotes names with special characters; line breaks and
+/// other control characters, which lettre cannot encode (it panics on them),
+/// become spaces first. So no display name can add a header or stop a send.
 pub fn build_message(
     from: &Mailbox,
     to_email: &str,
@@ -158,7 +159,12 @@ pub fn build_message(
     let address = to_email
         .parse()
         .map_err(|_| "the recipient address is not valid".to_owned())?;
-    let name = Some(to_name.trim().to_owned()).filter(|n| !n.is_empty());
+    let name = to_name
+        .split(|c: char| c.is_control() || c.is_whitespace())
+        .filter(|word| !word.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let name = Some(name).filter(|n| !n.is_empty());
     Message::builder()
         .from(from.clone())
         .to(Mailbox::new(name, address))
