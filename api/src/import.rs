@@ -9,6 +9,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::time::{Duration, Instant};
 
 use passlink_shared::store::{Store, UserChange};
+use passlink_shared::json::Object;
 use passlink_shared::time::now_ms;
 use passlink_shared::user::{User, UserInput};
 
@@ -52,7 +53,8 @@ pub async fn import(
             continue;
         }
 
-        let parsed = serde_json::from_str::<UserInput>(&line)
+        let parsed = serde_json::from_str::<Object<UserInput>>(&line)
+            .map(|Object(input)| input)
             .map_err(|err| format!("not a user object ({})", category(&err)))
             .and_then(|input| input.validate(None).map_err(|err| err.full_message()));
         match parsed {

@@ -7,6 +7,7 @@ pub mod code;
 pub mod config;
 pub mod error;
 pub mod job;
+pub mod json;
 pub mod link_template;
 pub mod seal;
 pub mod settings;

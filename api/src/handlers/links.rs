@@ -6,6 +6,7 @@ use hyper::body::Incoming;
 use passlink_shared::code::new_id;
 use passlink_shared::error::ApiError;
 use passlink_shared::job::{JOB_VERSION, SendLinkJob};
+use passlink_shared::json::Object;
 use passlink_shared::link_template::{LinkTemplate, TemplateError};
 use passlink_shared::store::{CreateLink, LinkOutcome};
 use passlink_shared::time::{now_ms, rfc3339_ms};
@@ -25,9 +26,9 @@ struct CreateLinkBody {
     #[serde(rename = "userId", alias = "user_id", default)]
     user_id: Option<String>,
     #[serde(rename = "sendLink", alias = "send_link", default)]
-    send_link: Option<SendLinkBody>,
+    send_link: Option<Object<SendLinkBody>>,
     #[serde(rename = "returnCode", alias = "return_code", default)]
-    return_code: Option<ReturnCodeBody>,
+    return_code: Option<Object<ReturnCodeBody>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -69,7 +70,8 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let user_id = crate::http::path_segment(raw_user_id)?;
     let caller = app.auth.authenticate(req.headers())?;
-    let body: CreateLinkBody = read_json(req, app.config.http.max_body_bytes).await?;
+    let Object(body): Object<CreateLinkBody> =
+        read_json(req, app.config.http.max_body_bytes).await?;
     validate_user_id(&user_id)?;
     let medium = medium(body, &user_id, &app.config.common.allowed_link_schemes)?;
 
@@ -197,11 +199,13 @@ fn medium(
             "Give either sendLink or returnCode, not both",
         )),
         (_, Some(_)) => Ok(Medium::Return),
-        (Some(SendLinkBody { url_template: Some(template) }), None) => {
+        (Some(Object(SendLinkBody { url_template: Some(template) })), None) => {
             check_template(&template, allowed_schemes)?;
             Ok(Medium::Send(Some(template)))
         }
-        (Some(SendLinkBody { url_template: None }), None) | (None, None) => Ok(Medium::Send(None)),
+        (Some(Object(SendLinkBody { url_template: None })), None) | (None, None) => {
+            Ok(Medium::Send(None))
+        }
     }
 }
 
@@ -309,7 +313,7 @@ mod tests {
     use super::*;
 
     fn parse(json: &str) -> Result<Medium, ApiError> {
-        let body: CreateLinkBody = crate::http::decode(json.as_bytes())?;
+        let Object(body): Object<CreateLinkBody> = crate::http::decode(json.as_bytes())?;
         medium(body, "u1", &[])
     }
 
@@ -343,6 +347,9 @@ mod tests {
             (r#"{"sendLink":{"urlTemplate":"https://x/{{.Nope}}"}}"#, "LINK-TEMPLATE-PLACEHOLDER"),
             (r#"{"sendLink":{"urlTemplate":"javascript:x({{.Code}})"}}"#, "LINK-TEMPLATE-URL"),
             (r#"{"sendLink":"x"}"#, "REQ-JSON-INVALID"),
+            (r#"{"sendLink":[]}"#, "REQ-JSON-INVALID"),
+            (r#"{"returnCode":[]}"#, "REQ-JSON-INVALID"),
+            (r#"[]"#, "REQ-JSON-INVALID"),
             (r#"{"sendLink":{},"send_link":{}}"#, "REQ-JSON-INVALID"),
             (r#"{"userId":"u2"}"#, "LINK-USER-MISMATCH"),
             (r#"[1]"#, "REQ-JSON-INVALID"),

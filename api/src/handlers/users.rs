@@ -4,6 +4,7 @@
 use http::{Request, StatusCode};
 use hyper::body::Incoming;
 use passlink_shared::error::ApiError;
+use passlink_shared::json::Object;
 use passlink_shared::store::UserChange;
 use passlink_shared::time::now_ms;
 use passlink_shared::user::{User, UserInput, validate_user_id};
@@ -42,7 +43,7 @@ pub async fn put(app: &App, req: Request<Incoming>, raw_id: &str) -> Result<Http
     let caller = app.auth.authenticate(req.headers())?;
     let scope = write_scope(&caller)?;
     validate_user_id(&user_id)?;
-    let input: UserInput = read_json(req, app.config.http.max_body_bytes).await?;
+    let Object(input): Object<UserInput> = read_json(req, app.config.http.max_body_bytes).await?;
     let user = input.validate(Some(&user_id))?;
 
     let now = now_ms();
