@@ -9,6 +9,7 @@ use tokio::sync::Notify;
 
 use crate::auth::Authenticator;
 use crate::config::ApiConfig;
+use crate::metrics::ApiMetrics;
 
 pub struct App {
     pub config: ApiConfig,
@@ -17,6 +18,7 @@ pub struct App {
     pub codes: CodeGenerator,
     pub hasher: CodeHasher,
     pub relay: RelaySignal,
+    pub metrics: ApiMetrics,
 }
 
 impl App {
@@ -25,6 +27,7 @@ impl App {
             codes: CodeGenerator::new(config.common.code_length),
             hasher: CodeHasher::new(&config.common.code_hmac_key),
             relay: RelaySignal::new(config.relay.tasks),
+            metrics: ApiMetrics::new(),
             config,
             store,
             auth,

@@ -103,7 +103,12 @@ impl Authenticator {
             let caller = Caller {
                 subject: entry.subject.clone(),
                 all_orgs,
-                orgs: entry.organizations.iter().filter(|o| *o != "*").cloned().collect(),
+                orgs: entry
+                    .organizations
+                    .iter()
+                    .filter(|o| *o != "*")
+                    .cloned()
+                    .collect(),
                 permissions: entry.permissions.clone(),
             };
             if by_digest.insert(digest, Arc::new(caller)).is_some() {
@@ -186,23 +191,28 @@ mod tests {
 
     #[test]
     fn authenticates_by_hash_and_scopes_permissions() {
-        let (token, entry) = new_token(
-            "backend",
-            vec!["org1".into()],
-            vec![PASSKEY_WRITE.into()],
-        );
+        let (token, entry) = new_token("backend", vec!["org1".into()], vec![PASSKEY_WRITE.into()]);
         assert!(!entry.sha256.contains(&token));
         let auth = Authenticator::from_entries(&[entry]).unwrap();
 
-        let caller = auth.authenticate(&headers(&format!("Bearer {token}"))).unwrap();
+        let caller = auth
+            .authenticate(&headers(&format!("Bearer {token}")))
+            .unwrap();
         assert_eq!(caller.subject, "backend");
         assert!(caller.scope(PASSKEY_WRITE).is_some());
         assert!(caller.scope(USER_WRITE).is_none());
-        assert!(auth.authenticate(&headers(&format!("bearer  {token} "))).is_ok());
+        assert!(
+            auth.authenticate(&headers(&format!("bearer  {token} ")))
+                .is_ok()
+        );
 
         for bad in ["Bearer nope", "Basic abc", "Bearer", &token] {
             let err = auth.authenticate(&headers(bad)).unwrap_err();
-            assert_eq!(err.code, passlink_shared::error::Code::Unauthenticated, "{bad}");
+            assert_eq!(
+                err.code,
+                passlink_shared::error::Code::Unauthenticated,
+                "{bad}"
+            );
             assert!(!err.message.contains(&token));
         }
         let err = auth.authenticate(&HeaderMap::new()).unwrap_err();

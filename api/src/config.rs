@@ -66,7 +66,8 @@ impl ApiConfig {
             relay: RelaySettings {
                 tasks: r.number("PASSLINK_RELAY_TASKS", 1, 1..=64),
                 batch: r.number("PASSLINK_RELAY_BATCH", 500, 1..=10_000),
-                poll_interval: r.duration("PASSLINK_RELAY_POLL_INTERVAL", Duration::from_millis(200)),
+                poll_interval: r
+                    .duration("PASSLINK_RELAY_POLL_INTERVAL", Duration::from_millis(200)),
                 claim_idle: r.duration("PASSLINK_RELAY_CLAIM_IDLE", Duration::from_secs(30)),
                 confirm_timeout: r
                     .duration("PASSLINK_RELAY_CONFIRM_TIMEOUT", Duration::from_secs(15)),

@@ -94,7 +94,10 @@ pub async fn read_json<T: DeserializeOwned>(
 /// position but never echoes secrets (the request has none to echo).
 pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|err| {
-        ApiError::invalid("REQ-JSON-INVALID", format!("The request body is not valid: {err}"))
+        ApiError::invalid(
+            "REQ-JSON-INVALID",
+            format!("The request body is not valid: {err}"),
+        )
     })
 }
 

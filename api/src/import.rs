@@ -8,8 +8,8 @@
 use std::io::{BufRead, BufReader, Read};
 use std::time::{Duration, Instant};
 
-use passlink_shared::store::{Store, UserChange};
 use passlink_shared::json::Object;
+use passlink_shared::store::{Store, UserChange};
 use passlink_shared::time::now_ms;
 use passlink_shared::user::{User, UserInput};
 
@@ -124,7 +124,9 @@ fn category(err: &serde_json::Error) -> String {
             // serde names the field in backticks; keep only that part.
             match text.split('`').nth(1) {
                 Some(field) if text.starts_with("missing field") => format!("missing {field}"),
-                Some(field) if text.starts_with("unknown field") => format!("unknown field {field}"),
+                Some(field) if text.starts_with("unknown field") => {
+                    format!("unknown field {field}")
+                }
                 _ => "a field has the wrong type".to_owned(),
             }
         }

@@ -8,6 +8,7 @@ mod config;
 mod handlers;
 mod http;
 mod import;
+mod metrics;
 mod relay;
 mod routes;
 mod server;
@@ -28,7 +29,11 @@ use crate::auth::{Authenticator, TokenFile};
 use crate::config::ApiConfig;
 
 #[derive(Parser)]
-#[command(name = "passlink-api", version, about = "Passlink API: WebAuthn registration links")]
+#[command(
+    name = "passlink-api",
+    version,
+    about = "Passlink API: WebAuthn registration links"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -70,7 +75,10 @@ enum TokenCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("passlink-api: cannot start the runtime: {err}");
@@ -110,8 +118,10 @@ async fn serve() -> anyhow::Result<ExitCode> {
     let config = load_config()?;
     telemetry::init(config.common.log_format, &config.common.log_filter);
     if config.common.dev_mode {
-        tracing::warn!("development mode: built-in secrets may be in use; never run it so in \
-            production");
+        tracing::warn!(
+            "development mode: built-in secrets may be in use; never run it so in \
+            production"
+        );
     }
 
     let auth = Authenticator::from_file(&config.tokens_file).map_err(anyhow::Error::msg)?;
@@ -145,7 +155,10 @@ async fn serve() -> anyhow::Result<ExitCode> {
     // publish what is left while the grace period lasts. Whatever remains
     // stays in Redis for the next start or another API process.
     let _ = stop_relay.send(true);
-    if tokio::time::timeout(grace, futures_util::future::join_all(relays)).await.is_err() {
+    if tokio::time::timeout(grace, futures_util::future::join_all(relays))
+        .await
+        .is_err()
+    {
         tracing::warn!("relay did not finish within the grace period; jobs stay in the outbox");
     }
     tracing::info!("stopped");
@@ -155,7 +168,10 @@ async fn serve() -> anyhow::Result<ExitCode> {
 /// SIGTERM or SIGINT.
 async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
         (Ok(mut term), Ok(mut int)) => {
             tokio::select! {
                 _ = term.recv() => {}
@@ -222,7 +238,10 @@ fn create_token(
         .with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
 
-    eprintln!("added a token for {subject} to {}; it is shown only once:", path.display());
+    eprintln!(
+        "added a token for {subject} to {}; it is shown only once:",
+        path.display()
+    );
     println!("{token}");
     Ok(ExitCode::SUCCESS)
 }

@@ -22,6 +22,7 @@ use tokio::time::Instant;
 
 use crate::app::{App, RelaySignal};
 use crate::config::RelaySettings;
+use crate::metrics::ApiMetrics;
 
 /// How often a relay looks for jobs other processes left behind.
 const CLAIM_EVERY: Duration = Duration::from_secs(5);
@@ -39,6 +40,7 @@ pub fn spawn(app: &Arc<App>, stop: watch::Receiver<bool>) -> Vec<JoinHandle<()>>
                 amqp: app.config.common.amqp.clone(),
                 settings: app.config.relay.clone(),
                 signal: app.relay.clone(),
+                metrics: app.metrics.clone(),
                 consumer: format!("{consumer}-{task}"),
                 task,
                 shards: (0..app.store.keys().shards())
@@ -54,7 +56,11 @@ pub fn spawn(app: &Arc<App>, stop: watch::Receiver<bool>) -> Vec<JoinHandle<()>>
 /// apart from another's in the consumer group.
 fn consumer_name() -> String {
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "api".to_owned());
-    format!("{host}-{}-{}", std::process::id(), passlink_shared::code::new_id().simple())
+    format!(
+        "{host}-{}-{}",
+        std::process::id(),
+        passlink_shared::code::new_id().simple()
+    )
 }
 
 struct Relay {
@@ -62,6 +68,7 @@ struct Relay {
     amqp: AmqpSettings,
     settings: RelaySettings,
     signal: RelaySignal,
+    metrics: ApiMetrics,
     consumer: String,
     task: usize,
     shards: Vec<u16>,
@@ -107,7 +114,10 @@ impl Relay {
                 }
             }
 
-            if link.as_ref().is_some_and(|l| !l.connection.status().connected()) {
+            if link
+                .as_ref()
+                .is_some_and(|l| !l.connection.status().connected())
+            {
                 self.lost(&mut link, "connection closed");
             }
             if link.is_none() {
@@ -132,7 +142,9 @@ impl Relay {
                     }
                 }
             }
-            let Some(current) = link.as_ref() else { continue };
+            let Some(current) = link.as_ref() else {
+                continue;
+            };
 
             let claim = Instant::now() >= next_claim;
             if claim {
@@ -161,8 +173,11 @@ impl Relay {
 
     fn lost(&self, link: &mut Option<Link>, why: &str) {
         if link.take().is_some() {
-            tracing::warn!(relay.task = self.task, error = why,
-                "relay lost rabbitmq; reconnecting");
+            tracing::warn!(
+                relay.task = self.task,
+                error = why,
+                "relay lost rabbitmq; reconnecting"
+            );
         }
         self.signal.set_connected(self.task, false);
     }
@@ -171,7 +186,9 @@ impl Relay {
         let connection = amqp::connect(&self.amqp, "passlink-api relay").await?;
         let channel = connection.create_channel().await?;
         amqp::declare_topology(&channel, &self.amqp).await?;
-        channel.confirm_select(ConfirmSelectOptions::default()).await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
         Ok(Link {
             connection,
             channel,
@@ -185,9 +202,11 @@ impl Relay {
         own_pending: &mut [bool],
         claim: bool,
     ) -> Result<usize, RoundError> {
-        let reads = self.shards.iter().zip(own_pending.iter()).map(|(&shard, &pending)| {
-            self.take(shard, pending, claim)
-        });
+        let reads = self
+            .shards
+            .iter()
+            .zip(own_pending.iter())
+            .map(|(&shard, &pending)| self.take(shard, pending, claim));
         let mut batches = Vec::with_capacity(self.shards.len());
         for (index, read) in join_all(reads).await.into_iter().enumerate() {
             let (entries, pending_drained) = read?;
@@ -223,6 +242,7 @@ impl Relay {
 
         let mut done: Vec<Vec<String>> = vec![Vec::new(); self.shards.len()];
         let mut failed = 0usize;
+        let confirm_started = std::time::Instant::now();
         let waits = confirms.into_iter().map(|(index, id, confirm)| async move {
             let ok = match confirm {
                 None => true,
@@ -230,7 +250,11 @@ impl Relay {
             };
             (index, id, ok)
         });
-        match tokio::time::timeout(self.settings.confirm_timeout, join_all(waits)).await {
+        let confirmed = tokio::time::timeout(self.settings.confirm_timeout, join_all(waits)).await;
+        self.metrics
+            .relay_confirm_latency
+            .observe(confirm_started.elapsed().as_secs_f64());
+        match confirmed {
             Ok(results) => {
                 for (index, id, ok) in results {
                     if ok {
@@ -243,6 +267,7 @@ impl Relay {
             }
             Err(_) => {
                 own_pending.iter_mut().for_each(|p| *p = true);
+                self.metrics.relay_failures.inc_by(total as u64);
                 return Err(RoundError::Broker("publisher confirms timed out".into()));
             }
         }
@@ -255,16 +280,22 @@ impl Relay {
             removal?;
         }
         let published: usize = done.iter().map(Vec::len).sum();
+        self.metrics.relay_published.inc_by(published as u64);
+        self.metrics.relay_failures.inc_by(failed as u64);
         tracing::debug!(relay.task = self.task, published, failed, "relay round");
 
         if let Some(err) = publish_error {
+            let unpublished = total.saturating_sub(published + failed);
+            self.metrics.relay_failures.inc_by(unpublished as u64);
             own_pending.iter_mut().for_each(|p| *p = true);
             return Err(RoundError::Broker(err));
         }
         if failed > 0 {
             // Nacked or returned: the broker cannot take them as set up now;
             // reconnecting declares the topology again.
-            return Err(RoundError::Broker(format!("{failed} jobs were not confirmed")));
+            return Err(RoundError::Broker(format!(
+                "{failed} jobs were not confirmed"
+            )));
         }
         Ok(published)
     }
@@ -282,7 +313,10 @@ impl Relay {
         let mut drained = false;
         let mut entries = Vec::new();
         if own_pending {
-            entries = self.store.outbox_read(shard, &self.consumer, batch, true).await?;
+            entries = self
+                .store
+                .outbox_read(shard, &self.consumer, batch, true)
+                .await?;
             drained = entries.is_empty();
         }
         if entries.is_empty() && claim {
@@ -291,12 +325,18 @@ impl Relay {
                 .outbox_claim_stale(shard, &self.consumer, self.settings.claim_idle, batch)
                 .await?;
             if !entries.is_empty() {
-                tracing::info!(shard, jobs = entries.len(),
-                    "relay took over jobs another process left behind");
+                tracing::info!(
+                    shard,
+                    jobs = entries.len(),
+                    "relay took over jobs another process left behind"
+                );
             }
         }
         if entries.is_empty() {
-            entries = self.store.outbox_read(shard, &self.consumer, batch, false).await?;
+            entries = self
+                .store
+                .outbox_read(shard, &self.consumer, batch, false)
+                .await?;
         }
         Ok((entries, drained))
     }
@@ -347,7 +387,8 @@ impl Backoff {
 
     /// Sleeps; false when asked to stop meanwhile.
     async fn wait(&mut self, stop: &mut watch::Receiver<bool>) -> bool {
-        let delay = Duration::from_millis(100 * 2u64.pow(self.attempt.min(6))).min(Duration::from_secs(5));
+        let delay =
+            Duration::from_millis(100 * 2u64.pow(self.attempt.min(6))).min(Duration::from_secs(5));
         self.attempt += 1;
         tokio::select! {
             () = tokio::time::sleep(delay) => true,

@@ -9,7 +9,88 @@ use passlink_shared::error::{ApiError, Code};
 
 use crate::app::App;
 use crate::handlers::{health, links, users};
-use crate::http::{HttpResponse, error};
+use crate::http::{HttpResponse, error, with_body};
+
+/// An endpoint, with the raw (still percent-encoded) path parameters.
+#[derive(Debug, PartialEq, Eq)]
+enum Route<'a> {
+    CreateLink {
+        user: &'a str,
+    },
+    LinkStatus {
+        user: &'a str,
+        code: &'a str,
+    },
+    PutUser {
+        user: &'a str,
+    },
+    GetUser {
+        user: &'a str,
+    },
+    DeleteUser {
+        user: &'a str,
+    },
+    Healthz,
+    Readyz,
+    Metrics,
+    /// A known path with a method it does not take.
+    WrongMethod(&'static str),
+    NotFound,
+}
+
+impl Route<'_> {
+    /// A low-cardinality name for metrics and logs.
+    fn name(&self) -> &'static str {
+        match self {
+            Route::CreateLink { .. } => "create_link",
+            Route::LinkStatus { .. } => "link_status",
+            Route::PutUser { .. } => "put_user",
+            Route::GetUser { .. } => "get_user",
+            Route::DeleteUser { .. } => "delete_user",
+            Route::Healthz => "healthz",
+            Route::Readyz => "readyz",
+            Route::Metrics => "metrics",
+            Route::WrongMethod(name) => name,
+            Route::NotFound => "not_found",
+        }
+    }
+}
+
+fn resolve<'a>(method: &Method, path: &'a str) -> Route<'a> {
+    let segments: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
+    match (segments.as_slice(), method) {
+        (["v3alpha", "users", user, "webauthn", "registration_link"], &Method::POST) => {
+            Route::CreateLink { user }
+        }
+        (
+            [
+                "v3alpha",
+                "users",
+                user,
+                "webauthn",
+                "registration_link",
+                code,
+            ],
+            &Method::GET,
+        ) => Route::LinkStatus { user, code },
+        (["admin", "v1", "users", user], &Method::PUT) => Route::PutUser { user },
+        (["admin", "v1", "users", user], &Method::GET) => Route::GetUser { user },
+        (["admin", "v1", "users", user], &Method::DELETE) => Route::DeleteUser { user },
+        (["healthz"], &Method::GET) => Route::Healthz,
+        (["readyz"], &Method::GET) => Route::Readyz,
+        (["metrics"], &Method::GET) => Route::Metrics,
+
+        (["v3alpha", "users", _, "webauthn", "registration_link"], _) => {
+            Route::WrongMethod("create_link")
+        }
+        (["v3alpha", "users", _, "webauthn", "registration_link", _], _) => {
+            Route::WrongMethod("link_status")
+        }
+        (["admin", "v1", "users", _], _) => Route::WrongMethod("user"),
+        (["healthz" | "readyz" | "metrics"], _) => Route::WrongMethod("operations"),
+        _ => Route::NotFound,
+    }
+}
 
 /// Answers one request. Errors become the contract's error body here, so
 /// handlers just return them.
@@ -17,61 +98,107 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> HttpResponse {
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
+    let route = resolve(&method, &path);
+    let name = route.name();
 
-    let response = match route(&app, req).await {
+    let response = match dispatch(&app, route, req).await {
         Ok(response) => response,
         Err(err) => {
-            if err.code == Code::Internal || err.code == Code::Unavailable {
-                tracing::warn!(error.id = err.id, %method, "request failed");
+            if matches!(err.code, Code::Internal | Code::Unavailable) {
+                tracing::warn!(error.id = err.id, route = name, "request failed");
             }
             error(&err)
         }
     };
 
-    tracing::debug!(%method, path = %redact(&path), status = response.status().as_u16(),
-        elapsed_us = started.elapsed().as_micros() as u64, "request");
+    let status = response.status().as_u16();
+    let elapsed = started.elapsed();
+    app.metrics.request(name, method.as_str(), status, elapsed);
+    tracing::debug!(%method, route = name, status, elapsed_us = elapsed.as_micros() as u64,
+        "request");
     response
 }
 
-async fn route(app: &App, req: Request<Incoming>) -> Result<HttpResponse, ApiError> {
-    let path = req.uri().path().to_owned();
-    let segments: Vec<&str> = path.strip_prefix('/').unwrap_or(&path).split('/').collect();
-    let method = req.method().clone();
-
-    match (segments.as_slice(), &method) {
-        (["v3alpha", "users", user, "webauthn", "registration_link"], &Method::POST) => {
-            links::create(app, req, user).await
-        }
-        (["v3alpha", "users", user, "webauthn", "registration_link", code], &Method::GET) => {
-            links::status(app, req, user, code).await
-        }
-        (["admin", "v1", "users", user], &Method::PUT) => users::put(app, req, user).await,
-        (["admin", "v1", "users", user], &Method::GET) => users::get(app, req, user).await,
-        (["admin", "v1", "users", user], &Method::DELETE) => users::delete(app, req, user).await,
-        (["healthz"], &Method::GET) => Ok(health::alive()),
-        (["readyz"], &Method::GET) => Ok(health::ready(app).await),
-
-        (["v3alpha", "users", _, "webauthn", "registration_link"], _)
-        | (["v3alpha", "users", _, "webauthn", "registration_link", _], _)
-        | (["admin", "v1", "users", _], _)
-        | (["healthz" | "readyz"], _) => Err(ApiError::new(
+async fn dispatch(
+    app: &App,
+    route: Route<'_>,
+    req: Request<Incoming>,
+) -> Result<HttpResponse, ApiError> {
+    match route {
+        Route::CreateLink { user } => links::create(app, req, user).await,
+        Route::LinkStatus { user, code } => links::status(app, req, user, code).await,
+        Route::PutUser { user } => users::put(app, req, user).await,
+        Route::GetUser { user } => users::get(app, req, user).await,
+        Route::DeleteUser { user } => users::delete(app, req, user).await,
+        Route::Healthz => Ok(health::alive()),
+        Route::Readyz => Ok(health::ready(app).await),
+        Route::Metrics => Ok(metrics(app).await),
+        Route::WrongMethod(_) => Err(ApiError::new(
             Code::Unimplemented,
             "REQ-METHOD",
-            format!("Method {method} is not allowed here"),
+            format!("Method {} is not allowed here", req.method()),
         )
         .with_http_status(StatusCode::METHOD_NOT_ALLOWED.as_u16())),
-        _ => Err(ApiError::not_found("REQ-ROUTE-404", "No such endpoint")),
+        Route::NotFound => Err(ApiError::not_found("REQ-ROUTE-404", "No such endpoint")),
     }
 }
 
-/// The path with user ids hidden, for debug logs.
-fn redact(path: &str) -> String {
-    let mut parts: Vec<&str> = path.split('/').collect();
-    if parts.len() > 3 && parts.get(2) == Some(&"users") {
-        parts[3] = "{userId}";
+/// Prometheus text; the outbox gauges are read from Redis on each scrape.
+async fn metrics(app: &App) -> HttpResponse {
+    let stats =
+        tokio::time::timeout(std::time::Duration::from_secs(2), app.store.outbox_stats()).await;
+    if let Ok(Ok(stats)) = stats {
+        app.metrics.outbox_backlog.set(stats.backlog as i64);
+        let age = stats
+            .oldest_ms
+            .map(|ms| (passlink_shared::time::now_ms() - ms).max(0) as f64 / 1000.0)
+            .unwrap_or(0.0);
+        app.metrics.outbox_oldest_age.set(age);
     }
-    if parts.len() > 4 && parts.get(3) == Some(&"users") {
-        parts[4] = "{userId}";
+    app.metrics
+        .relay_connected
+        .set(i64::from(app.relay.is_connected()));
+    let body = passlink_shared::metrics::render(&app.metrics.registry);
+    with_body(
+        StatusCode::OK,
+        passlink_shared::metrics::CONTENT_TYPE,
+        body.into(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_the_table() {
+        let post = Method::POST;
+        assert_eq!(
+            resolve(&post, "/v3alpha/users/u%2F1/webauthn/registration_link"),
+            Route::CreateLink { user: "u%2F1" }
+        );
+        assert_eq!(
+            resolve(&post, "/v3alpha/users//webauthn/registration_link"),
+            Route::CreateLink { user: "" }
+        );
+        assert_eq!(
+            resolve(
+                &Method::GET,
+                "/v3alpha/users/u/webauthn/registration_link/c"
+            ),
+            Route::LinkStatus {
+                user: "u",
+                code: "c"
+            }
+        );
+        assert_eq!(
+            resolve(&Method::PATCH, "/admin/v1/users/u"),
+            Route::WrongMethod("user")
+        );
+        assert_eq!(
+            resolve(&Method::GET, "/v3alpha/users/u/webauthn"),
+            Route::NotFound
+        );
+        assert_eq!(resolve(&Method::GET, "/metrics"), Route::Metrics);
     }
-    parts.join("/")
 }

@@ -78,9 +78,12 @@ pub async fn connect(settings: &AmqpSettings, name: &str) -> lapin::Result<Conne
     .await
     {
         Ok(result) => result,
-        Err(_) => Err(lapin::Error::from(lapin::ErrorKind::IOError(std::sync::Arc::new(
-            std::io::Error::new(std::io::ErrorKind::TimedOut, "connecting to RabbitMQ timed out"),
-        )))),
+        Err(_) => Err(lapin::Error::from(lapin::ErrorKind::IOError(
+            std::sync::Arc::new(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "connecting to RabbitMQ timed out",
+            )),
+        ))),
     }
 }
 
@@ -135,7 +138,10 @@ pub async fn declare_topology(channel: &Channel, settings: &AmqpSettings) -> lap
 fn queue_args(settings: &AmqpSettings, dead_letter_to: Option<&str>) -> FieldTable {
     let mut args = FieldTable::default();
     if settings.quorum {
-        args.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+        args.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString("quorum".into()),
+        );
     }
     if let Some(exchange) = dead_letter_to {
         args.insert(
@@ -153,7 +159,10 @@ fn queue_args(settings: &AmqpSettings, dead_letter_to: Option<&str>) -> FieldTab
                 "x-dead-letter-strategy".into(),
                 AMQPValue::LongString("at-least-once".into()),
             );
-            args.insert("x-overflow".into(), AMQPValue::LongString("reject-publish".into()));
+            args.insert(
+                "x-overflow".into(),
+                AMQPValue::LongString("reject-publish".into()),
+            );
         }
     }
     args

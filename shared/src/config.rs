@@ -110,7 +110,11 @@ impl<'a> Reader<'a> {
         if !range.contains(&value) {
             self.fail(
                 name,
-                format!("{value} is out of range {}..={}", range.start(), range.end()),
+                format!(
+                    "{value} is out of range {}..={}",
+                    range.start(),
+                    range.end()
+                ),
             );
             return default;
         }
@@ -124,7 +128,10 @@ impl<'a> Reader<'a> {
             Some(raw) => match humantime::parse_duration(&raw) {
                 Ok(value) => value,
                 Err(err) => {
-                    self.fail(name, format!("{raw:?} is not a duration like 30s or 1h: {err}"));
+                    self.fail(
+                        name,
+                        format!("{raw:?} is not a duration like 30s or 1h: {err}"),
+                    );
                     default
                 }
             },
@@ -188,12 +195,18 @@ impl<'a> Reader<'a> {
             Some(bytes) if bytes.len() < min_len => {
                 self.fail(
                     name,
-                    format!("the key has {} bytes; at least {min_len} are needed", bytes.len()),
+                    format!(
+                        "the key has {} bytes; at least {min_len} are needed",
+                        bytes.len()
+                    ),
                 );
                 None
             }
             Some(_) => {
-                self.fail(name, "the key is weak (one byte repeated); generate a random one");
+                self.fail(
+                    name,
+                    "the key is weak (one byte repeated); generate a random one",
+                );
                 None
             }
             None => {
@@ -249,7 +262,10 @@ mod tests {
         let src = source(&[("A", "x"), ("B", "5m"), ("C", "maybe"), ("D", "70000")]);
         let mut reader = Reader::new(&src);
         assert_eq!(reader.parse::<u16>("A", 1), 1);
-        assert_eq!(reader.duration("B", Duration::ZERO), Duration::from_secs(300));
+        assert_eq!(
+            reader.duration("B", Duration::ZERO),
+            Duration::from_secs(300)
+        );
         assert!(!reader.bool("C", false));
         assert_eq!(reader.number::<u32>("D", 10, 1..=1000), 10);
         let err = reader.finish().unwrap_err();

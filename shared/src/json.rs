@@ -36,6 +36,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde::Deserialize;
 
     #[derive(Debug, Deserialize, PartialEq)]
     #[serde(deny_unknown_fields)]

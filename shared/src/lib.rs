@@ -9,6 +9,7 @@ pub mod error;
 pub mod job;
 pub mod json;
 pub mod link_template;
+pub mod metrics;
 pub mod seal;
 pub mod settings;
 pub mod store;

@@ -186,7 +186,12 @@ pub fn check_link(link: &str, allowed_schemes: &[String]) -> Result<(), Template
     match scheme {
         "http" | "https" if url.host_str().is_some_and(|h| !h.is_empty()) => Ok(()),
         "http" | "https" => Err(TemplateError::InvalidUrl("the link has no host".into())),
-        _ if allowed_schemes.iter().any(|s| s.eq_ignore_ascii_case(scheme)) => Ok(()),
+        _ if allowed_schemes
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(scheme)) =>
+        {
+            Ok(())
+        }
         _ => Err(TemplateError::Scheme(scheme.to_owned())),
     }
 }
@@ -273,7 +278,10 @@ mod tests {
     #[test]
     fn spaces_and_trim_markers() {
         assert_eq!(render("https://x/{{ .Code }}"), "https://x/SKJd342kAbCd");
-        assert_eq!(render("https://x/ {{- .Code -}} /y"), "https://x/SKJd342kAbCd/y");
+        assert_eq!(
+            render("https://x/ {{- .Code -}} /y"),
+            "https://x/SKJd342kAbCd/y"
+        );
         assert_eq!(render("https://x/{{.Code}}{{.CodeID}}").len(), 10 + 12 + 36);
     }
 
@@ -296,11 +304,23 @@ mod tests {
             ("https://x/{.Code}}", StrayBrace(11)),
             ("https://x/{{.Code}}}", StrayBrace(20)),
             ("https://x/}}", StrayBrace(11)),
-            ("https://x/{{.code}}", UnknownPlaceholder(".code".into(), 11)),
-            ("https://x/{{.Email}}", UnknownPlaceholder(".Email".into(), 11)),
+            (
+                "https://x/{{.code}}",
+                UnknownPlaceholder(".code".into(), 11),
+            ),
+            (
+                "https://x/{{.Email}}",
+                UnknownPlaceholder(".Email".into(), 11),
+            ),
             ("https://x/{{}}", UnknownPlaceholder(String::new(), 11)),
-            ("https://x/{{.Code | html}}", UnknownPlaceholder(".Code | html".into(), 11)),
-            ("https://x/{{.Code {{.UserID}}", UnknownPlaceholder(".Code {{.UserID".into(), 11)),
+            (
+                "https://x/{{.Code | html}}",
+                UnknownPlaceholder(".Code | html".into(), 11),
+            ),
+            (
+                "https://x/{{.Code {{.UserID}}",
+                UnknownPlaceholder(".Code {{.UserID".into(), 11),
+            ),
             ("", Length),
         ];
         for (template, expected) in cases {
@@ -316,9 +336,18 @@ mod tests {
         assert!(ok("https://example.com/r?c={{.Code}}").is_ok());
         assert!(ok("http://localhost:8080/r#c={{.Code}}").is_ok());
         assert!(ok("myapp://register/{{.Code}}").is_ok());
-        assert!(matches!(ok("javascript:alert({{.Code}})"), Err(TemplateError::Scheme(_))));
-        assert!(matches!(ok("data:text/html,{{.Code}}"), Err(TemplateError::Scheme(_))));
-        assert!(matches!(ok("/relative/{{.Code}}"), Err(TemplateError::InvalidUrl(_))));
+        assert!(matches!(
+            ok("javascript:alert({{.Code}})"),
+            Err(TemplateError::Scheme(_))
+        ));
+        assert!(matches!(
+            ok("data:text/html,{{.Code}}"),
+            Err(TemplateError::Scheme(_))
+        ));
+        assert!(matches!(
+            ok("/relative/{{.Code}}"),
+            Err(TemplateError::InvalidUrl(_))
+        ));
     }
 
     #[test]

@@ -125,21 +125,34 @@ impl Sealer {
 /// Parses `kid:base64key,kid:base64key`; the first key seals.
 pub fn parse_keys(text: &str) -> Result<Vec<(String, SecretSlice<u8>)>, String> {
     let mut keys = Vec::new();
-    for (index, item) in text.split(',').map(str::trim).filter(|s| !s.is_empty()).enumerate() {
+    for (index, item) in text
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .enumerate()
+    {
         let Some((kid, key)) = item.split_once(':') else {
             return Err(format!("entry {} is not kid:base64key", index + 1));
         };
         let kid = kid.trim();
         let kid_ok = (1..=32).contains(&kid.len())
-            && kid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            && kid
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if !kid_ok {
-            return Err(format!("entry {}: a key id is 1 to 32 of A-Z a-z 0-9 - _", index + 1));
+            return Err(format!(
+                "entry {}: a key id is 1 to 32 of A-Z a-z 0-9 - _",
+                index + 1
+            ));
         }
         let Some(bytes) = crate::config::decode_key(key) else {
             return Err(format!("key {kid:?} is not valid base64"));
         };
         if bytes.len() != KEY_BYTES {
-            return Err(format!("key {kid:?} must have {KEY_BYTES} bytes, not {}", bytes.len()));
+            return Err(format!(
+                "key {kid:?} must have {KEY_BYTES} bytes, not {}",
+                bytes.len()
+            ));
         }
         if bytes.windows(2).all(|w| w[0] == w[1]) {
             return Err(format!("key {kid:?} is weak (one byte repeated)"));
@@ -158,7 +171,10 @@ mod tests {
     use crate::code::new_id;
 
     fn key(seed: u8) -> SecretSlice<u8> {
-        (0..32u8).map(|i| i.wrapping_mul(seed)).collect::<Vec<_>>().into()
+        (0..32u8)
+            .map(|i| i.wrapping_mul(seed))
+            .collect::<Vec<_>>()
+            .into()
     }
 
     #[test]

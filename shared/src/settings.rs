@@ -48,7 +48,10 @@ impl CommonSettings {
 
         let prefix = reader.string("PASSLINK_REDIS_PREFIX", "passlink");
         if prefix.contains(['{', '}']) || prefix.is_empty() {
-            reader.fail("PASSLINK_REDIS_PREFIX", "must be non-empty and without braces");
+            reader.fail(
+                "PASSLINK_REDIS_PREFIX",
+                "must be non-empty and without braces",
+            );
         }
         let redis = RedisSettings {
             url: reader.string("PASSLINK_REDIS_URL", "redis://127.0.0.1:6379"),
@@ -76,9 +79,11 @@ impl CommonSettings {
         let sealer = match reader.secret_text("PASSLINK_SEAL_KEYS") {
             Some(text) => seal::parse_keys(&text).and_then(|keys| Sealer::new(&keys)),
             None if dev_mode => seal::parse_keys(DEV_SEAL_KEYS).and_then(|k| Sealer::new(&k)),
-            None => Err("is required (kid:base64 32-byte key, first one seals); set \
+            None => Err(
+                "is required (kid:base64 32-byte key, first one seals); set \
                          PASSLINK_DEV_MODE=true for built-in development keys"
-                .to_owned()),
+                    .to_owned(),
+            ),
         };
         let sealer = sealer.unwrap_or_else(|err| {
             reader.fail("PASSLINK_SEAL_KEYS", err);
@@ -92,7 +97,10 @@ impl CommonSettings {
             .trim_end_matches('/')
             .to_owned();
         if url::Url::parse(&public_base_url).map_or(true, |u| u.host_str().is_none()) {
-            reader.fail("PASSLINK_PUBLIC_BASE_URL", "must be an absolute URL with a host");
+            reader.fail(
+                "PASSLINK_PUBLIC_BASE_URL",
+                "must be an absolute URL with a host",
+            );
         }
         let default_template = reader.string(
             "PASSLINK_DEFAULT_LINK_TEMPLATE",
@@ -158,7 +166,11 @@ mod tests {
         let mut reader = Reader::new(&empty);
         CommonSettings::read(&mut reader);
         let lines = reader.finish().unwrap_err().lines;
-        assert!(lines.iter().any(|l| l.starts_with("PASSLINK_CODE_HMAC_KEY")));
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("PASSLINK_CODE_HMAC_KEY"))
+        );
         assert!(lines.iter().any(|l| l.starts_with("PASSLINK_SEAL_KEYS")));
 
         let dev: HashMap<String, String> =

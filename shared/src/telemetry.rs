@@ -88,7 +88,10 @@ mod tests {
 
     #[test]
     fn masks_addresses() {
-        assert_eq!(mask_email("anna.muller.0@example.test"), "a***@example.test");
+        assert_eq!(
+            mask_email("anna.muller.0@example.test"),
+            "a***@example.test"
+        );
         assert_eq!(mask_email("jörg.7@exämple.test"), "j***@exämple.test");
         assert_eq!(mask_email("broken"), "***");
         assert_eq!("JSON".parse::<LogFormat>(), Ok(LogFormat::Json));

@@ -74,7 +74,8 @@ impl UserInput {
         }
 
         let display_name = self.display_name.unwrap_or_default().trim().to_owned();
-        if display_name.chars().count() > MAX_NAME_CHARS || display_name.chars().any(char::is_control)
+        if display_name.chars().count() > MAX_NAME_CHARS
+            || display_name.chars().any(char::is_control)
         {
             return Err(ApiError::invalid(
                 "USER-NAME-INVALID",
@@ -149,8 +150,14 @@ mod tests {
     #[test]
     fn refuses_bad_fields() {
         let cases = [
-            (r#"{"organizationId":"o","email":"nope"}"#, "USER-EMAIL-INVALID"),
-            (r#"{"organizationId":"","email":"a@b.test"}"#, "USER-ORG-INVALID"),
+            (
+                r#"{"organizationId":"o","email":"nope"}"#,
+                "USER-EMAIL-INVALID",
+            ),
+            (
+                r#"{"organizationId":"","email":"a@b.test"}"#,
+                "USER-ORG-INVALID",
+            ),
             (
                 r#"{"organizationId":"o","email":"a@b.test","displayName":"A\r\nBcc: x@y"}"#,
                 "USER-NAME-INVALID",
@@ -159,7 +166,10 @@ mod tests {
                 r#"{"organizationId":"o","email":"a@b.test","preferredLanguage":"not a tag"}"#,
                 "USER-LANGUAGE-INVALID",
             ),
-            (r#"{"userId":"other","organizationId":"o","email":"a@b.test"}"#, "USER-ID-MISMATCH"),
+            (
+                r#"{"userId":"other","organizationId":"o","email":"a@b.test"}"#,
+                "USER-ID-MISMATCH",
+            ),
         ];
         for (json, id) in cases {
             let err = input(json).unwrap().validate(Some("u1")).unwrap_err();

@@ -65,7 +65,9 @@ impl Maildev {
 
     /// Starts (again) on the same ports; caught mail is gone after a stop.
     pub async fn resume(&mut self) {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root");
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("workspace root");
         let script = root.join("tools/node_modules/maildev/bin/maildev");
         assert!(
             script.exists(),
@@ -121,14 +123,20 @@ impl Maildev {
             Some(emails) => emails,
             None => {
                 let got = self.emails().await;
-                panic!("expected {count} emails within {timeout:?}, got {}", got.len())
+                panic!(
+                    "expected {count} emails within {timeout:?}, got {}",
+                    got.len()
+                )
             }
         }
     }
 
     /// The raw source of an email, headers included.
     pub async fn source(&self, email: &Email) -> String {
-        let url = format!("http://127.0.0.1:{}/email/{}/source", self.web_port, email.id);
+        let url = format!(
+            "http://127.0.0.1:{}/email/{}/source",
+            self.web_port, email.id
+        );
         self.http
             .get(url)
             .send()

@@ -75,7 +75,10 @@ impl Service {
     }
 
     pub async fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        tokio::time::timeout(timeout, self.child.wait()).await.ok()?.ok()
+        tokio::time::timeout(timeout, self.child.wait())
+            .await
+            .ok()?
+            .ok()
     }
 
     /// Starts the same binary again with the same settings; the old lines
@@ -134,7 +137,9 @@ fn collect<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
 /// never runs a stale binary.
 pub fn binary(name: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root");
     BUILT.get_or_init(|| {
         if std::env::var_os("PASSLINK_TEST_SKIP_BUILD").is_some() {
             return;
@@ -142,7 +147,14 @@ pub fn binary(name: &str) -> PathBuf {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
         let status = std::process::Command::new(cargo)
             .current_dir(root)
-            .args(["build", "--quiet", "-p", "passlink-api", "-p", "passlink-worker"])
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "passlink-api",
+                "-p",
+                "passlink-worker",
+            ])
             .status()
             .expect("cargo runs");
         assert!(status.success(), "building the binaries failed");
@@ -151,6 +163,10 @@ pub fn binary(name: &str) -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
     let path = target.join("debug").join(name);
-    assert!(path.exists(), "{} is missing; run cargo build first", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing; run cargo build first",
+        path.display()
+    );
     path
 }

@@ -83,6 +83,8 @@ pub struct Stack {
     pub api: Option<Service>,
     pub api_url: String,
     pub workers: Vec<Service>,
+    /// `http://addr` of each worker's metrics listener, by index.
+    pub worker_admin: Vec<String>,
     pub maildev: Maildev,
     pub http: reqwest::Client,
     options: StackOptions,
@@ -119,7 +121,10 @@ impl Stack {
             ("PASSLINK_TOKENS_FILE", tokens_path.display().to_string()),
             ("PASSLINK_CODE_HMAC_KEY", b64(&hmac_key)),
             ("PASSLINK_SEAL_KEYS", format!("k1:{}", b64(&seal_key))),
-            ("PASSLINK_PUBLIC_BASE_URL", "https://passlink.example.test".to_owned()),
+            (
+                "PASSLINK_PUBLIC_BASE_URL",
+                "https://passlink.example.test".to_owned(),
+            ),
             ("PASSLINK_SMTP_HOST", "127.0.0.1".to_owned()),
             ("PASSLINK_SMTP_PORT", maildev.smtp_port.to_string()),
             ("PASSLINK_SMTP_TIMEOUT", "5s".to_owned()),
@@ -143,7 +148,9 @@ impl Stack {
             exchange: setting("PASSLINK_AMQP_EXCHANGE").unwrap_or_default(),
             queue: setting("PASSLINK_AMQP_QUEUE").unwrap_or_default(),
             quorum: setting("PASSLINK_AMQP_QUORUM").is_some_and(|v| v == "true"),
-            max_attempts: setting("PASSLINK_MAX_ATTEMPTS").and_then(|v| v.parse().ok()).unwrap_or(5),
+            max_attempts: setting("PASSLINK_MAX_ATTEMPTS")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(5),
         };
         let keys = Keys::new(&id, passlink_shared::store::DEFAULT_SHARDS);
         let hasher = CodeHasher::new(&hmac_key.to_vec().into());
@@ -161,6 +168,7 @@ impl Stack {
             api: None,
             api_url: String::new(),
             workers: Vec::new(),
+            worker_admin: Vec::new(),
             maildev,
             http: reqwest::Client::new(),
             options: options.clone(),
@@ -196,14 +204,20 @@ impl Stack {
     pub async fn restart_api(&mut self) {
         let api = self.api.as_mut().expect("the stack has an API");
         api.restart().await;
-        let before = api.logs().iter().filter(|l| l.contains("\"listening\"")).count();
+        let before = api
+            .logs()
+            .iter()
+            .filter(|l| l.contains("\"listening\""))
+            .count();
         let found = crate::eventually(Duration::from_secs(20), || async {
             let lines: Vec<String> = api
                 .logs()
                 .into_iter()
                 .filter(|l| l.contains("\"listening\""))
                 .collect();
-            (lines.len() > before).then(|| lines.last().cloned()).flatten()
+            (lines.len() > before)
+                .then(|| lines.last().cloned())
+                .flatten()
         })
         .await
         .expect("the API restarted");
@@ -217,6 +231,13 @@ impl Stack {
             .wait_for_line("\"consuming\"", Duration::from_secs(30))
             .await
             .unwrap_or_else(|| panic!("the worker did not start: {:#?}", worker.logs()));
+        let starting = worker
+            .wait_for_line("\"worker starting\"", Duration::from_secs(1))
+            .await
+            .expect("the worker logged its start");
+        let value: Value = serde_json::from_str(&starting).expect("JSON log line");
+        let addr = value["metrics.addr"].as_str().expect("metrics address");
+        self.worker_admin.push(format!("http://{addr}"));
         self.workers.push(worker);
         self.workers.len() - 1
     }
@@ -237,6 +258,21 @@ impl Stack {
             String::from_utf8_lossy(&output.stdout).into_owned(),
             String::from_utf8_lossy(&output.stderr).into_owned(),
         )
+    }
+
+    /// A metric's value from a Prometheus text page, summed over the
+    /// series whose labels contain every `label="value"` in `labels`.
+    pub async fn metric(&self, base_url: &str, name: &str, labels: &[&str]) -> f64 {
+        let text = self
+            .http
+            .get(format!("{base_url}/metrics"))
+            .send()
+            .await
+            .expect("metrics answer")
+            .text()
+            .await
+            .unwrap_or_default();
+        metric_value(&text, name, labels)
     }
 
     /// Every log line of the API and the workers.
@@ -267,7 +303,10 @@ impl Stack {
                 })),
             )
             .await;
-        assert!(status == 200 || status == 201, "put_user {id}: {status} {body}");
+        assert!(
+            status == 200 || status == 201,
+            "put_user {id}: {status} {body}"
+        );
     }
 
     /// An address in the stack's own domain.
@@ -278,7 +317,8 @@ impl Stack {
     /// `POST .../registration_link` with a JSON body.
     pub async fn create_link(&self, token: &str, user: &str, body: Value) -> (u16, Value) {
         let path = format!("/v3alpha/users/{}/webauthn/registration_link", encode(user));
-        self.request(reqwest::Method::POST, &path, Some(token), Some(body)).await
+        self.request(reqwest::Method::POST, &path, Some(token), Some(body))
+            .await
     }
 
     /// Any JSON request; the body comes back parsed (or as a string).
@@ -349,7 +389,11 @@ impl Stack {
         let mut conn = self.redis().await;
         let mut total = 0;
         for key in self.keys.outboxes() {
-            let len: u64 = redis::cmd("XLEN").arg(&key).query_async(&mut conn).await.unwrap_or(0);
+            let len: u64 = redis::cmd("XLEN")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .unwrap_or(0);
             total += len;
         }
         total
@@ -365,7 +409,10 @@ impl Stack {
             quiet.then_some(())
         })
         .await;
-        assert!(done.is_some(), "the pipeline did not drain within {timeout:?}");
+        assert!(
+            done.is_some(),
+            "the pipeline did not drain within {timeout:?}"
+        );
     }
 
     /// How many delivery statuses are in one of `states`.
@@ -375,8 +422,13 @@ impl Stack {
         let keys: Vec<String> = scan(&mut conn, &pattern).await;
         let mut count = 0;
         for key in keys {
-            let state: Option<String> =
-                redis::cmd("HGET").arg(&key).arg("state").query_async(&mut conn).await.ok().flatten();
+            let state: Option<String> = redis::cmd("HGET")
+                .arg(&key)
+                .arg("state")
+                .query_async(&mut conn)
+                .await
+                .ok()
+                .flatten();
             if state.is_some_and(|s| states.contains(&s.as_str())) {
                 count += 1;
             }
@@ -428,7 +480,10 @@ async fn remove_traces(id: &str, amqp: &AmqpSettings) {
                 .await;
         }
         let _ = channel
-            .exchange_delete(amqp.exchange.as_str().into(), ExchangeDeleteOptions::default())
+            .exchange_delete(
+                amqp.exchange.as_str().into(),
+                ExchangeDeleteOptions::default(),
+            )
             .await;
         let _ = connection.close(200, "cleaned".into()).await;
     }
@@ -467,6 +522,23 @@ fn url_of(line: &str) -> String {
     let value: Value = serde_json::from_str(line).expect("JSON log line");
     let addr = value["addr"].as_str().expect("listening line has addr");
     format!("http://{addr}")
+}
+
+/// Sums the samples of `name` whose label set holds all of `labels`.
+pub fn metric_value(text: &str, name: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (metric, label_text) = match series.split_once('{') {
+                Some((metric, rest)) => (metric, rest.trim_end_matches('}')),
+                None => (series, ""),
+            };
+            (metric == name && labels.iter().all(|l| label_text.contains(l)))
+                .then(|| value.parse::<f64>().ok())
+                .flatten()
+        })
+        .sum()
 }
 
 /// Percent-encodes a path segment.

@@ -10,10 +10,19 @@ use serde_json::{Value, json};
 fn assert_error(body: &Value, grpc_code: i64, case: &str) -> String {
     assert_eq!(body["code"], grpc_code, "{case}: {body}");
     let detail = &body["details"][0];
-    assert_eq!(detail["@type"], "type.googleapis.com/zitadel.v1.ErrorDetail", "{case}: {body}");
-    let id = detail["id"].as_str().unwrap_or_else(|| panic!("{case}: no id in {body}"));
+    assert_eq!(
+        detail["@type"], "type.googleapis.com/zitadel.v1.ErrorDetail",
+        "{case}: {body}"
+    );
+    let id = detail["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{case}: no id in {body}"));
     let message = body["message"].as_str().unwrap();
-    assert_eq!(message, format!("{} ({id})", detail["message"].as_str().unwrap()), "{case}");
+    assert_eq!(
+        message,
+        format!("{} ({id})", detail["message"].as_str().unwrap()),
+        "{case}"
+    );
     id.to_owned()
 }
 
@@ -36,24 +45,88 @@ async fn raw(
     let response = request.send().await.expect("the API answers");
     let status = response.status().as_u16();
     let text = response.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+/// A request built by hand and the error it must get.
+struct RawCase<'a> {
+    name: &'a str,
+    user: &'a str,
+    content_type: Option<&'a str>,
+    body: &'a [u8],
+    status: u16,
+    code: i64,
+    id: &'a str,
+}
+
+impl<'a> RawCase<'a> {
+    fn json(name: &'a str, body: &'a [u8], status: u16, code: i64, id: &'a str) -> Self {
+        Self {
+            name,
+            user: "u1",
+            content_type: Some("application/json"),
+            body,
+            status,
+            code,
+            id,
+        }
+    }
 }
 
 #[tokio::test]
 async fn bad_requests_get_the_contract_error_body() {
-    let stack = Stack::start(StackOptions { workers: 0, ..Default::default() }).await;
-    stack.put_user("u1", &stack.org_a, &stack.email_of("u1"), "U One").await;
+    let stack = Stack::start(StackOptions {
+        workers: 0,
+        ..Default::default()
+    })
+    .await;
+    stack
+        .put_user("u1", &stack.org_a, &stack.email_of("u1"), "U One")
+        .await;
     let token = stack.tokens.admin.as_str();
     let long_user = "x".repeat(201);
     let long_template = format!("https://example.com/{}", "a".repeat(181));
 
     let json_cases: Vec<(&str, &str, Value, &str)> = vec![
-        ("both media", "u1", json!({"sendLink": {}, "returnCode": {}}), "LINK-MEDIUM-BOTH"),
-        ("unknown field", "u1", json!({"sendLink": {}, "foo": 1}), "REQ-JSON-INVALID"),
-        ("unknown nested field", "u1", json!({"sendLink": {"url": "x"}}), "REQ-JSON-INVALID"),
-        ("returnCode with a field", "u1", json!({"returnCode": {"a": 1}}), "REQ-JSON-INVALID"),
-        ("wrong type", "u1", json!({"sendLink": []}), "REQ-JSON-INVALID"),
-        ("empty template", "u1", json!({"sendLink": {"urlTemplate": ""}}), "LINK-TEMPLATE-LENGTH"),
+        (
+            "both media",
+            "u1",
+            json!({"sendLink": {}, "returnCode": {}}),
+            "LINK-MEDIUM-BOTH",
+        ),
+        (
+            "unknown field",
+            "u1",
+            json!({"sendLink": {}, "foo": 1}),
+            "REQ-JSON-INVALID",
+        ),
+        (
+            "unknown nested field",
+            "u1",
+            json!({"sendLink": {"url": "x"}}),
+            "REQ-JSON-INVALID",
+        ),
+        (
+            "returnCode with a field",
+            "u1",
+            json!({"returnCode": {"a": 1}}),
+            "REQ-JSON-INVALID",
+        ),
+        (
+            "wrong type",
+            "u1",
+            json!({"sendLink": []}),
+            "REQ-JSON-INVALID",
+        ),
+        (
+            "empty template",
+            "u1",
+            json!({"sendLink": {"urlTemplate": ""}}),
+            "LINK-TEMPLATE-LENGTH",
+        ),
         (
             "201-character template",
             "u1",
@@ -84,7 +157,12 @@ async fn bad_requests_get_the_contract_error_body() {
             json!({"sendLink": {"urlTemplate": "javascript:alert('{{.Code}}')"}}),
             "LINK-TEMPLATE-URL",
         ),
-        ("201-character user id", &long_user, json!({}), "USER-ID-INVALID"),
+        (
+            "201-character user id",
+            &long_user,
+            json!({}),
+            "USER-ID-INVALID",
+        ),
     ];
     for (case, user, body, expected) in json_cases {
         let (status, response) = stack.create_link(token, user, body).await;
@@ -92,47 +170,91 @@ async fn bad_requests_get_the_contract_error_body() {
         assert_eq!(assert_error(&response, 3, case), expected, "{case}");
     }
 
-    let raw_cases: Vec<(&str, &str, Option<&str>, Vec<u8>, u16, i64, &str)> = vec![
-        ("bad JSON", "u1", Some("application/json"), b"{\"sendLink\":".to_vec(), 400, 3,
-            "REQ-JSON-INVALID"),
-        ("not UTF-8", "u1", Some("application/json"), vec![0xff, 0xfe], 400, 3,
-            "REQ-JSON-INVALID"),
-        ("form body", "u1", Some("application/x-www-form-urlencoded"), b"a=b".to_vec(), 415, 3,
-            "REQ-CONTENT-TYPE"),
-        ("no content type", "u1", None, b"{}".to_vec(), 415, 3, "REQ-CONTENT-TYPE"),
-        ("empty user id", "", Some("application/json"), b"{}".to_vec(), 400, 3,
-            "USER-ID-INVALID"),
-        ("body over the limit", "u1", Some("application/json"), vec![b' '; 70 * 1024], 413, 8,
-            "REQ-BODY-TOO-LARGE"),
-        ("broken escape in path", "%FF", Some("application/json"), b"{}".to_vec(), 400, 3,
-            "REQ-PATH-INVALID"),
+    let raw_cases = [
+        RawCase::json("bad JSON", b"{\"sendLink\":", 400, 3, "REQ-JSON-INVALID"),
+        RawCase::json("not UTF-8", &[0xff, 0xfe], 400, 3, "REQ-JSON-INVALID"),
+        RawCase::json(
+            "body over the limit",
+            &[b' '; 70 * 1024],
+            413,
+            8,
+            "REQ-BODY-TOO-LARGE",
+        ),
+        RawCase {
+            content_type: Some("application/x-www-form-urlencoded"),
+            ..RawCase::json("form body", b"a=b", 415, 3, "REQ-CONTENT-TYPE")
+        },
+        RawCase {
+            content_type: None,
+            ..RawCase::json("no content type", b"{}", 415, 3, "REQ-CONTENT-TYPE")
+        },
+        RawCase {
+            user: "",
+            ..RawCase::json("empty user id", b"{}", 400, 3, "USER-ID-INVALID")
+        },
+        RawCase {
+            user: "%FF",
+            ..RawCase::json("broken escape in path", b"{}", 400, 3, "REQ-PATH-INVALID")
+        },
     ];
-    for (case, user, content_type, body, status, code, expected) in raw_cases {
-        let (got, response) = raw(&stack, user, Some(token), content_type, body).await;
-        assert_eq!(got, status, "{case}: {response}");
-        assert_eq!(assert_error(&response, code, case), expected, "{case}");
+    for case in raw_cases {
+        let body = case.body.to_vec();
+        let (got, response) = raw(&stack, case.user, Some(token), case.content_type, body).await;
+        assert_eq!(got, case.status, "{}: {response}", case.name);
+        assert_eq!(
+            assert_error(&response, case.code, case.name),
+            case.id,
+            "{}",
+            case.name
+        );
     }
 
     // Still serving after all of that.
-    let (status, _) = stack.create_link(token, "u1", json!({"returnCode": {}})).await;
+    let (status, _) = stack
+        .create_link(token, "u1", json!({"returnCode": {}}))
+        .await;
     assert_eq!(status, 200);
 }
 
 #[tokio::test]
 async fn callers_are_checked() {
-    let stack = Stack::start(StackOptions { workers: 0, ..Default::default() }).await;
-    stack.put_user("in-a", &stack.org_a, &stack.email_of("a"), "In A").await;
+    let stack = Stack::start(StackOptions {
+        workers: 0,
+        ..Default::default()
+    })
+    .await;
+    stack
+        .put_user("in-a", &stack.org_a, &stack.email_of("a"), "In A")
+        .await;
 
-    let (status, body) = raw(&stack, "in-a", None, Some("application/json"), b"{}".to_vec()).await;
+    let (status, body) = raw(
+        &stack,
+        "in-a",
+        None,
+        Some("application/json"),
+        b"{}".to_vec(),
+    )
+    .await;
     assert_eq!(status, 401);
     assert_eq!(assert_error(&body, 16, "no token"), "AUTH-TOKEN-MISSING");
 
-    let (status, body) =
-        raw(&stack, "in-a", Some("pl_not_a_token"), Some("application/json"), b"{}".to_vec())
-            .await;
+    let (status, body) = raw(
+        &stack,
+        "in-a",
+        Some("pl_not_a_token"),
+        Some("application/json"),
+        b"{}".to_vec(),
+    )
+    .await;
     assert_eq!(status, 401);
-    assert_eq!(assert_error(&body, 16, "unknown token"), "AUTH-TOKEN-INVALID");
-    assert!(!body.to_string().contains("pl_not_a_token"), "tokens are never echoed");
+    assert_eq!(
+        assert_error(&body, 16, "unknown token"),
+        "AUTH-TOKEN-INVALID"
+    );
+    assert!(
+        !body.to_string().contains("pl_not_a_token"),
+        "tokens are never echoed"
+    );
 
     let response = stack
         .http
@@ -144,25 +266,41 @@ async fn callers_are_checked() {
         .unwrap();
     assert_eq!(response.status().as_u16(), 401);
 
-    let (status, body) = stack.create_link(&stack.tokens.org_b, "in-a", json!({})).await;
+    let (status, body) = stack
+        .create_link(&stack.tokens.org_b, "in-a", json!({}))
+        .await;
     assert_eq!(status, 403, "a token of another organization");
-    assert_eq!(assert_error(&body, 7, "other org"), "AUTH-PERMISSION-DENIED");
+    assert_eq!(
+        assert_error(&body, 7, "other org"),
+        "AUTH-PERMISSION-DENIED"
+    );
 
-    let (status, body) = stack.create_link(&stack.tokens.no_permission, "in-a", json!({})).await;
+    let (status, body) = stack
+        .create_link(&stack.tokens.no_permission, "in-a", json!({}))
+        .await;
     assert_eq!(status, 403, "a token without the permission");
     assert_error(&body, 7, "no permission");
 
-    let (status, body) = stack.create_link(&stack.tokens.org_a, "nobody", json!({})).await;
+    let (status, body) = stack
+        .create_link(&stack.tokens.org_a, "nobody", json!({}))
+        .await;
     assert_eq!(status, 404);
     assert_eq!(assert_error(&body, 5, "unknown user"), "USER-404");
     assert_eq!(body["message"], "User could not be found (USER-404)");
 
-    let (status, body) = stack.request(Method::GET, "/v3alpha/nothing", Some("x"), None).await;
+    let (status, body) = stack
+        .request(Method::GET, "/v3alpha/nothing", Some("x"), None)
+        .await;
     assert_eq!(status, 404);
     assert_error(&body, 5, "unknown route");
 
     let (status, body) = stack
-        .request(Method::DELETE, "/v3alpha/users/in-a/webauthn/registration_link", None, None)
+        .request(
+            Method::DELETE,
+            "/v3alpha/users/in-a/webauthn/registration_link",
+            None,
+            None,
+        )
         .await;
     assert_eq!(status, 405);
     assert_error(&body, 12, "wrong method");

@@ -18,7 +18,9 @@ fn param(link: &str, name: &str) -> Option<String> {
 fn check_details(body: &Value, org: &str) -> u64 {
     let details = &body["details"];
     assert_eq!(details["resourceOwner"], org, "{body}");
-    let date = details["changeDate"].as_str().expect("changeDate is a string");
+    let date = details["changeDate"]
+        .as_str()
+        .expect("changeDate is a string");
     assert!(
         date.len() == 24 && date.ends_with('Z') && date.as_bytes()[19] == b'.',
         "changeDate is RFC 3339 UTC with milliseconds: {date}"
@@ -35,16 +37,25 @@ async fn send_link_with_a_custom_template_reaches_the_inbox() {
     let stack = Stack::start(StackOptions::default()).await;
     let user = format!("2000{}", &stack.id[1..8]);
     let address = stack.email_of("anna.muller");
-    stack.put_user(&user, &stack.org_a, &address, "Anna Müller").await;
+    stack
+        .put_user(&user, &stack.org_a, &address, "Anna Müller")
+        .await;
 
     let template = "https://example.com/passkey/register?userID={{.UserID}}&orgID={{.OrgID}}\
                     &codeID={{ .CodeID }}&code={{.Code}}";
     let (status, body) = stack
-        .create_link(&stack.tokens.org_a, &user, json!({"sendLink": {"urlTemplate": template}}))
+        .create_link(
+            &stack.tokens.org_a,
+            &user,
+            json!({"sendLink": {"urlTemplate": template}}),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     check_details(&body, &stack.org_a);
-    assert!(body.get("code").is_none(), "sendLink returns no code: {body}");
+    assert!(
+        body.get("code").is_none(),
+        "sendLink returns no code: {body}"
+    );
 
     let emails = stack.maildev.wait_for(1, WAIT).await;
     let email = &emails[0];
@@ -53,10 +64,16 @@ async fn send_link_with_a_custom_template_reaches_the_inbox() {
     assert_eq!(email.subject, "Set up your passkey");
 
     let link = email.link().expect("the email has a link");
-    assert!(link.starts_with("https://example.com/passkey/register?"), "{link}");
+    assert!(
+        link.starts_with("https://example.com/passkey/register?"),
+        "{link}"
+    );
     assert_eq!(param(&link, "userID").as_deref(), Some(user.as_str()));
     assert_eq!(param(&link, "orgID").as_deref(), Some(stack.org_a.as_str()));
-    let code_id: Uuid = param(&link, "codeID").unwrap().parse().expect("code id is a UUID");
+    let code_id: Uuid = param(&link, "codeID")
+        .unwrap()
+        .parse()
+        .expect("code id is a UUID");
     let code = param(&link, "code").unwrap();
     assert_eq!(code.len(), 12);
     assert!(code.chars().all(|c| c.is_ascii_alphanumeric()), "{code}");
@@ -65,18 +82,27 @@ async fn send_link_with_a_custom_template_reaches_the_inbox() {
         .stored_code_hash(&user, &code_id.to_string())
         .await
         .expect("the code is recorded");
-    assert_eq!(stored, stack.hasher.hash(&code_id, &code), "Redis keeps the keyed hash");
+    assert_eq!(
+        stored,
+        stack.hasher.hash(&code_id, &code),
+        "Redis keeps the keyed hash"
+    );
     assert!(!stored.contains(&code));
 
     let html = email.html.as_deref().unwrap_or_default();
-    assert!(html.contains(&code_id.to_string()), "the HTML part carries the link too");
+    assert!(
+        html.contains(&code_id.to_string()),
+        "the HTML part carries the link too"
+    );
 }
 
 #[tokio::test]
 async fn send_link_without_a_template_uses_the_default_link() {
     let stack = Stack::start(StackOptions::default()).await;
     let user = "user-default";
-    stack.put_user(user, &stack.org_a, &stack.email_of("default"), "Dee Fault").await;
+    stack
+        .put_user(user, &stack.org_a, &stack.email_of("default"), "Dee Fault")
+        .await;
 
     for body in [json!({"sendLink": {}}), json!({})] {
         let (status, response) = stack.create_link(&stack.tokens.admin, user, body).await;
@@ -90,9 +116,15 @@ async fn send_link_without_a_template_uses_the_default_link() {
             link.starts_with("https://passlink.example.test/passkey/register?userID=user-default"),
             "the default link is on the configured public address: {link}"
         );
-        let code = link.split("#code=").nth(1).expect("the code is in the fragment");
+        let code = link
+            .split("#code=")
+            .nth(1)
+            .expect("the code is in the fragment");
         let code_id: Uuid = param(&link, "codeID").unwrap().parse().unwrap();
-        let stored = stack.stored_code_hash(user, &code_id.to_string()).await.unwrap();
+        let stored = stack
+            .stored_code_hash(user, &code_id.to_string())
+            .await
+            .unwrap();
         assert_eq!(stored, stack.hasher.hash(&code_id, code));
     }
 }
@@ -101,7 +133,9 @@ async fn send_link_without_a_template_uses_the_default_link() {
 async fn return_code_answers_the_code_and_sends_nothing() {
     let stack = Stack::start(StackOptions::default()).await;
     let user = "user-return";
-    stack.put_user(user, &stack.org_a, &stack.email_of("ret"), "Ret Urn").await;
+    stack
+        .put_user(user, &stack.org_a, &stack.email_of("ret"), "Ret Urn")
+        .await;
 
     for body in [json!({"returnCode": {}}), json!({"return_code": {}})] {
         let (status, response) = stack.create_link(&stack.tokens.org_a, user, body).await;
@@ -110,32 +144,44 @@ async fn return_code_answers_the_code_and_sends_nothing() {
         let code_id: Uuid = response["code"]["id"].as_str().unwrap().parse().unwrap();
         let code = response["code"]["code"].as_str().unwrap();
         assert_eq!(code.len(), 12);
-        let stored = stack.stored_code_hash(user, &code_id.to_string()).await.unwrap();
+        let stored = stack
+            .stored_code_hash(user, &code_id.to_string())
+            .await
+            .unwrap();
         assert_eq!(stored, stack.hasher.hash(&code_id, code));
     }
 
     // A sendLink afterwards proves the worker is live; once it is through,
     // the returnCode requests have had every chance to send mail.
-    let (status, _) = stack.create_link(&stack.tokens.org_a, user, json!({"sendLink": {}})).await;
+    let (status, _) = stack
+        .create_link(&stack.tokens.org_a, user, json!({"sendLink": {}}))
+        .await;
     assert_eq!(status, 200);
     stack.maildev.wait_for(1, WAIT).await;
     stack.drained(WAIT).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(stack.maildev.emails().await.len(), 1, "returnCode sent no email");
+    assert_eq!(
+        stack.maildev.emails().await.len(),
+        1,
+        "returnCode sent no email"
+    );
 }
 
 #[tokio::test]
 async fn two_links_for_one_user_have_growing_sequences_and_distinct_codes() {
     let stack = Stack::start(StackOptions::default()).await;
     let user = "user-twice";
-    stack.put_user(user, &stack.org_b, &stack.email_of("twice"), "Two Times").await;
+    stack
+        .put_user(user, &stack.org_b, &stack.email_of("twice"), "Two Times")
+        .await;
 
     let mut sequences = Vec::new();
     let mut codes = Vec::new();
     let mut ids = Vec::new();
     for _ in 0..3 {
-        let (status, body) =
-            stack.create_link(&stack.tokens.org_b, user, json!({"returnCode": {}})).await;
+        let (status, body) = stack
+            .create_link(&stack.tokens.org_b, user, json!({"returnCode": {}}))
+            .await;
         assert_eq!(status, 200, "{body}");
         sequences.push(check_details(&body, &stack.org_b));
         codes.push(body["code"]["code"].as_str().unwrap().to_owned());
@@ -153,14 +199,28 @@ async fn two_links_for_one_user_have_growing_sequences_and_distinct_codes() {
 async fn a_user_may_create_a_link_for_itself() {
     let stack = Stack::start(StackOptions::default()).await;
     let own = stack.self_user.clone();
-    stack.put_user(&own, &stack.org_b, &stack.email_of("self"), "Self Service").await;
-    stack.put_user("someone-else", &stack.org_b, &stack.email_of("else"), "Else").await;
+    stack
+        .put_user(&own, &stack.org_b, &stack.email_of("self"), "Self Service")
+        .await;
+    stack
+        .put_user(
+            "someone-else",
+            &stack.org_b,
+            &stack.email_of("else"),
+            "Else",
+        )
+        .await;
 
-    let (status, body) =
-        stack.create_link(&stack.tokens.self_service, &own, json!({"returnCode": {}})).await;
+    let (status, body) = stack
+        .create_link(&stack.tokens.self_service, &own, json!({"returnCode": {}}))
+        .await;
     assert_eq!(status, 200, "{body}");
     let (status, body) = stack
-        .create_link(&stack.tokens.self_service, "someone-else", json!({"returnCode": {}}))
+        .create_link(
+            &stack.tokens.self_service,
+            "someone-else",
+            json!({"returnCode": {}}),
+        )
         .await;
     assert_eq!(status, 403, "{body}");
 }
@@ -169,16 +229,21 @@ async fn a_user_may_create_a_link_for_itself() {
 async fn the_delivery_status_follows_the_email() {
     let stack = Stack::start(StackOptions::default()).await;
     let user = "user-status";
-    stack.put_user(user, &stack.org_a, &stack.email_of("status"), "Stat Us").await;
-    let (status, _) = stack.create_link(&stack.tokens.org_a, user, json!({})).await;
+    stack
+        .put_user(user, &stack.org_a, &stack.email_of("status"), "Stat Us")
+        .await;
+    let (status, _) = stack
+        .create_link(&stack.tokens.org_a, user, json!({}))
+        .await;
     assert_eq!(status, 200);
     let emails = stack.maildev.wait_for(1, WAIT).await;
     let code_id = param(&emails[0].link().unwrap(), "codeID").unwrap();
 
     let path = format!("/v3alpha/users/{user}/webauthn/registration_link/{code_id}");
     let sent = passlink_tests::eventually(WAIT, || async {
-        let (status, body) =
-            stack.request(reqwest::Method::GET, &path, Some(&stack.tokens.org_a), None).await;
+        let (status, body) = stack
+            .request(reqwest::Method::GET, &path, Some(&stack.tokens.org_a), None)
+            .await;
         (status == 200 && body["state"] == "sent").then_some(body)
     })
     .await
@@ -186,11 +251,21 @@ async fn the_delivery_status_follows_the_email() {
     assert_eq!(sent["codeId"], code_id);
     assert_eq!(sent["attempt"], 1);
 
-    let (status, _) =
-        stack.request(reqwest::Method::GET, &path, Some(&stack.tokens.org_b), None).await;
+    let (status, _) = stack
+        .request(reqwest::Method::GET, &path, Some(&stack.tokens.org_b), None)
+        .await;
     assert_eq!(status, 403, "another organization may not read it");
-    let other = format!("/v3alpha/users/{user}/webauthn/registration_link/{}", Uuid::new_v4());
-    let (status, body) =
-        stack.request(reqwest::Method::GET, &other, Some(&stack.tokens.org_a), None).await;
+    let other = format!(
+        "/v3alpha/users/{user}/webauthn/registration_link/{}",
+        Uuid::new_v4()
+    );
+    let (status, body) = stack
+        .request(
+            reqwest::Method::GET,
+            &other,
+            Some(&stack.tokens.org_a),
+            None,
+        )
+        .await;
     assert_eq!(status, 404, "{body}");
 }

@@ -19,15 +19,23 @@ async fn links_wait_in_the_outbox_while_rabbitmq_is_unreachable() {
     .await;
     for i in 0..5 {
         let user = format!("outage-{i}");
-        stack.put_user(&user, &stack.org_a, &stack.email_of(&user), "Out Age").await;
+        stack
+            .put_user(&user, &stack.org_a, &stack.email_of(&user), "Out Age")
+            .await;
     }
 
     for i in 0..5 {
-        let (status, body) =
-            stack.create_link(&stack.tokens.org_a, &format!("outage-{i}"), json!({})).await;
-        assert_eq!(status, 200, "accepted while the broker is unreachable: {body}");
+        let (status, body) = stack
+            .create_link(&stack.tokens.org_a, &format!("outage-{i}"), json!({}))
+            .await;
+        assert_eq!(
+            status, 200,
+            "accepted while the broker is unreachable: {body}"
+        );
     }
-    let (status, ready) = stack.request(reqwest::Method::GET, "/readyz", None, None).await;
+    let (status, ready) = stack
+        .request(reqwest::Method::GET, "/readyz", None, None)
+        .await;
     assert_eq!(status, 503, "{ready}");
     assert_eq!(ready["rabbitmq"], "unavailable");
 
@@ -37,14 +45,18 @@ async fn links_wait_in_the_outbox_while_rabbitmq_is_unreachable() {
 
     proxy.open();
     let emails = stack.maildev.wait_for(5, Duration::from_secs(30)).await;
-    let mut recipients: Vec<String> =
-        emails.iter().filter_map(|e| e.recipient().map(str::to_owned)).collect();
+    let mut recipients: Vec<String> = emails
+        .iter()
+        .filter_map(|e| e.recipient().map(str::to_owned))
+        .collect();
     recipients.sort();
     recipients.dedup();
     assert_eq!(recipients.len(), 5, "each user once");
     stack.drained(Duration::from_secs(30)).await;
     assert_eq!(stack.maildev.emails().await.len(), 5, "no duplicates");
 
-    let (status, _) = stack.request(reqwest::Method::GET, "/readyz", None, None).await;
+    let (status, _) = stack
+        .request(reqwest::Method::GET, "/readyz", None, None)
+        .await;
     assert_eq!(status, 200);
 }

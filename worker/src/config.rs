@@ -1,5 +1,6 @@
 //! The worker's settings, read once at start-up.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -21,6 +22,10 @@ pub struct WorkerConfig {
     /// Directory with `<language>/subject.txt`, `body.txt` and `body.html`;
     /// `None` uses the templates built into the binary.
     pub templates_dir: Option<PathBuf>,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served.
+    pub metrics_listen: SocketAddr,
+    /// How often queue depths are read.
+    pub queue_metrics_interval: Duration,
     /// How long sends in flight may take to finish on shutdown.
     pub shutdown_grace: Duration,
     pub startup_patience: Duration,
@@ -77,12 +82,19 @@ impl WorkerConfig {
         let mut r = Reader::new(source);
         let common = CommonSettings::read(&mut r);
 
-        let tls = match r.string("PASSLINK_SMTP_TLS", "none").to_ascii_lowercase().as_str() {
+        let tls = match r
+            .string("PASSLINK_SMTP_TLS", "none")
+            .to_ascii_lowercase()
+            .as_str()
+        {
             "none" | "off" => SmtpTls::None,
             "starttls" => SmtpTls::StartTls,
             "tls" | "implicit" | "smtps" => SmtpTls::Implicit,
             other => {
-                r.fail("PASSLINK_SMTP_TLS", format!("{other:?} is not none, starttls or tls"));
+                r.fail(
+                    "PASSLINK_SMTP_TLS",
+                    format!("{other:?} is not none, starttls or tls"),
+                );
                 SmtpTls::None
             }
         };
@@ -98,13 +110,27 @@ impl WorkerConfig {
             pool_size: r.number("PASSLINK_SMTP_POOL_SIZE", concurrency as u32, 1..=4096),
         };
         if smtp.username.is_some() != smtp.password.is_some() {
-            r.fail("PASSLINK_SMTP_USERNAME", "give both a username and a password, or neither");
+            r.fail(
+                "PASSLINK_SMTP_USERNAME",
+                "give both a username and a password, or neither",
+            );
         }
 
-        let from_text = r.string("PASSLINK_MAIL_FROM", "Passlink <no-reply@passlink.localhost>");
+        let from_text = r.string(
+            "PASSLINK_MAIL_FROM",
+            "Passlink <no-reply@passlink.localhost>",
+        );
         let mail_from = from_text.parse::<Mailbox>().unwrap_or_else(|err| {
-            r.fail("PASSLINK_MAIL_FROM", format!("{from_text:?} is not a mailbox: {err}"));
-            Mailbox::new(None, "invalid@invalid.invalid".parse().expect("a literal address"))
+            r.fail(
+                "PASSLINK_MAIL_FROM",
+                format!("{from_text:?} is not a mailbox: {err}"),
+            );
+            Mailbox::new(
+                None,
+                "invalid@invalid.invalid"
+                    .parse()
+                    .expect("a literal address"),
+            )
         });
 
         let retry = RetryPolicy {
@@ -123,6 +149,12 @@ impl WorkerConfig {
             concurrency,
             retry,
             templates_dir: r.raw("PASSLINK_TEMPLATES_DIR").map(PathBuf::from),
+            metrics_listen: r.parse(
+                "PASSLINK_WORKER_METRICS_LISTEN",
+                SocketAddr::from(([127, 0, 0, 1], 9091)),
+            ),
+            queue_metrics_interval: r
+                .duration("PASSLINK_QUEUE_METRICS_INTERVAL", Duration::from_secs(5)),
             shutdown_grace: r.duration("PASSLINK_SHUTDOWN_GRACE", Duration::from_secs(20)),
             startup_patience: r.duration("PASSLINK_STARTUP_PATIENCE", Duration::from_secs(30)),
         };

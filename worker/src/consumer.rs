@@ -67,7 +67,9 @@ pub async fn run(processor: Arc<Processor>, mut shutdown: watch::Receiver<bool>)
         backoff = Duration::from_millis(200);
         warned = false;
 
+        processor.metrics.consuming.set(1);
         let stopping = consume(&processor, &link, &mut shutdown).await;
+        processor.metrics.consuming.set(0);
         let _ = link.connection.close(200, "bye".into()).await;
         if stopping {
             return;
@@ -82,7 +84,9 @@ async fn connect(processor: &Processor) -> Result<Link, lapin::Error> {
     let consume = connection.create_channel().await?;
     let publish = connection.create_channel().await?;
     amqp::declare_topology(&publish, settings).await?;
-    publish.confirm_select(ConfirmSelectOptions::default()).await?;
+    publish
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
     consume
         .basic_qos(processor.config.prefetch, BasicQosOptions::default())
         .await?;
@@ -157,15 +161,18 @@ async fn consume(
             .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
             .await;
         let grace = processor.config.shutdown_grace;
-        tracing::info!(in_flight = tasks.len(), grace_secs = grace.as_secs(),
-            "stopped taking jobs; finishing the ones in flight");
-        let drained = tokio::time::timeout(grace, async {
-            while tasks.join_next().await.is_some() {}
-        })
-        .await;
+        tracing::info!(
+            in_flight = tasks.len(),
+            grace_secs = grace.as_secs(),
+            "stopped taking jobs; finishing the ones in flight"
+        );
+        let drained =
+            tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
         if drained.is_err() {
-            tracing::warn!(in_flight = tasks.len(),
-                "grace period over; unfinished jobs go back to the queue");
+            tracing::warn!(
+                in_flight = tasks.len(),
+                "grace period over; unfinished jobs go back to the queue"
+            );
             tasks.abort_all();
         }
     } else {
@@ -195,16 +202,32 @@ async fn process(processor: &Processor, publish: &Channel, delivery: Delivery) {
             headers.insert(ATTEMPT_HEADER.into(), AMQPValue::LongUInt(attempt));
             let properties = base_properties(headers)
                 .with_expiration(delay.as_millis().max(1).to_string().into());
-            forward(publish, "", &settings.retry_queue(retry), &delivery.data, properties).await
+            forward(
+                publish,
+                "",
+                &settings.retry_queue(retry),
+                &delivery.data,
+                properties,
+            )
+            .await
         }
         Disposition::DeadLetter { reason } => {
             let mut headers = FieldTable::default();
             headers.insert(ATTEMPT_HEADER.into(), AMQPValue::LongUInt(attempt));
-            headers.insert(REASON_HEADER.into(), AMQPValue::LongString(reason.as_str().into()));
+            headers.insert(
+                REASON_HEADER.into(),
+                AMQPValue::LongString(reason.as_str().into()),
+            );
             headers.insert(FAILED_AT_HEADER.into(), AMQPValue::LongLongInt(now_ms()));
             let exchange = settings.exchange.as_str();
-            forward(publish, exchange, DEAD_LETTER_KEY, &delivery.data, base_properties(headers))
-                .await
+            forward(
+                publish,
+                exchange,
+                DEAD_LETTER_KEY,
+                &delivery.data,
+                base_properties(headers),
+            )
+            .await
         }
         Disposition::Requeue => {
             tokio::time::sleep(REQUEUE_PAUSE).await;

@@ -64,7 +64,9 @@ pub async fn replay(config: &WorkerConfig, store: &Store, limit: usize) -> anyho
     let connection = amqp::connect(settings, "passlink-worker dead-letters").await?;
     let channel = connection.create_channel().await?;
     amqp::declare_topology(&channel, settings).await?;
-    channel.confirm_select(ConfirmSelectOptions::default()).await?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
     let queue = settings.dead_letter_queue();
 
     let mut replayed = 0;
@@ -107,12 +109,26 @@ pub async fn replay(config: &WorkerConfig, store: &Store, limit: usize) -> anyho
 
         let retention = config.common.status_retention;
         if let Err(err) = store
-            .record_delivery(&job, DeliveryState::Queued, 0, None, None, now_ms(), retention)
+            .record_delivery(
+                &job,
+                DeliveryState::Queued,
+                0,
+                None,
+                None,
+                now_ms(),
+                retention,
+            )
             .await
         {
-            eprintln!("job {}: replayed, but its status could not be updated: {err}", job.job_id);
+            eprintln!(
+                "job {}: replayed, but its status could not be updated: {err}",
+                job.job_id
+            );
         }
-        println!("replayed job {} (code {}, user {})", job.job_id, job.code_id, job.user_id);
+        println!(
+            "replayed job {} (code {}, user {})",
+            job.job_id, job.code_id, job.user_id
+        );
         replayed += 1;
     }
     if kept > 0 {
@@ -130,10 +146,12 @@ pub async fn purge(config: &WorkerConfig) -> anyhow::Result<u32> {
     amqp::declare_topology(&channel, settings).await?;
     let purged = tokio::time::timeout(
         Duration::from_secs(30),
-        channel.queue_purge(settings.dead_letter_queue().as_str().into(), QueuePurgeOptions::default()),
+        channel.queue_purge(
+            settings.dead_letter_queue().as_str().into(),
+            QueuePurgeOptions::default(),
+        ),
     )
     .await??;
     connection.close(200, "purged".into()).await?;
     Ok(purged)
 }
-

@@ -19,7 +19,10 @@ pub const DEFAULT_LANGUAGE: &str = "en";
 const PARTS: [&str; 3] = ["subject.txt", "body.txt", "body.html"];
 
 const BUILTIN: [(&str, &str); 3] = [
-    ("en/subject.txt", include_str!("../templates/en/subject.txt")),
+    (
+        "en/subject.txt",
+        include_str!("../templates/en/subject.txt"),
+    ),
     ("en/body.txt", include_str!("../templates/en/body.txt")),
     ("en/body.html", include_str!("../templates/en/body.html")),
 ];
@@ -128,7 +131,11 @@ impl Templates {
             .map_or(DEFAULT_LANGUAGE, String::as_str)
     }
 
-    fn render_language(&self, language: &str, ctx: &EmailContext<'_>) -> anyhow::Result<RenderedEmail> {
+    fn render_language(
+        &self,
+        language: &str,
+        ctx: &EmailContext<'_>,
+    ) -> anyhow::Result<RenderedEmail> {
         let context = Context::from_serialize(ctx)?;
         let render = |part: &str| self.tera.render(&format!("{language}/{part}"), &context);
         let subject = render("subject.txt")?;
@@ -150,10 +157,15 @@ impl Templates {
 /// RFC 2047 words and quotes names with special characters; line breaks and
 /// other control characters, which lettre cannot encode (it panics on them),
 /// become spaces first. So no display name can add a header or stop a send.
+///
+/// The Message-ID is derived from the job, so that the rare second copy of
+/// an email (see the README on duplicates) carries the same id and mail
+/// clients can fold the two.
 pub fn build_message(
     from: &Mailbox,
     to_email: &str,
     to_name: &str,
+    job_id: &uuid::Uuid,
     email: RenderedEmail,
 ) -> Result<Message, String> {
     let address = to_email
@@ -166,6 +178,11 @@ pub fn build_message(
         .join(" ");
     let name = Some(name).filter(|n| !n.is_empty());
     Message::builder()
+        .message_id(Some(format!(
+            "<{}@{}>",
+            job_id.simple(),
+            from.email.domain()
+        )))
         .from(from.clone())
         .to(Mailbox::new(name, address))
         .subject(email.subject)
@@ -225,6 +242,7 @@ mod tests {
             &from,
             "jörg@exämple.test",
             "Jörg \"the\" O'Brien\r\nBcc: evil@x.test",
+            &uuid::Uuid::nil(),
             email,
         )
         .unwrap();
@@ -232,5 +250,6 @@ mod tests {
         let headers = raw.split("\r\n\r\n").next().unwrap();
         assert!(!headers.lines().any(|l| l.starts_with("Bcc")), "{headers}");
         assert!(headers.contains("=?utf-8?"), "{headers}");
+        assert!(headers.contains("Message-ID: <00000000000000000000000000000000@passlink.test>"));
     }
 }

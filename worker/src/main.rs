@@ -3,10 +3,13 @@
 //!
 //! Settings come from `PASSLINK_*` environment variables (see the README).
 
+mod admin;
 mod config;
 mod consumer;
 mod dead_letters;
 mod email;
+mod metrics;
+mod monitor;
 mod process;
 mod smtp;
 
@@ -22,11 +25,16 @@ use tokio::sync::watch;
 
 use crate::config::WorkerConfig;
 use crate::email::Templates;
+use crate::metrics::WorkerMetrics;
 use crate::process::Processor;
 use crate::smtp::Mailer;
 
 #[derive(Parser)]
-#[command(name = "passlink-worker", version, about = "Passlink worker: sends registration emails")]
+#[command(
+    name = "passlink-worker",
+    version,
+    about = "Passlink worker: sends registration emails"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -65,7 +73,10 @@ enum DeadLetterCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("passlink-worker: cannot start the runtime: {err}");
@@ -80,7 +91,10 @@ fn main() -> ExitCode {
             Command::CheckConfig => {
                 let templates = Templates::load(config.templates_dir.as_deref())?;
                 let languages: Vec<&str> = templates.languages().collect();
-                println!("configuration is valid; email languages: {}", languages.join(", "));
+                println!(
+                    "configuration is valid; email languages: {}",
+                    languages.join(", ")
+                );
                 Ok(ExitCode::SUCCESS)
             }
         }
@@ -97,23 +111,37 @@ fn main() -> ExitCode {
 async fn run(config: WorkerConfig) -> anyhow::Result<ExitCode> {
     telemetry::init(config.common.log_format, &config.common.log_filter);
     if config.common.dev_mode {
-        tracing::warn!("development mode: built-in secrets may be in use; never run it so in \
-            production");
+        tracing::warn!(
+            "development mode: built-in secrets may be in use; never run it so in \
+            production"
+        );
     }
     let templates = Templates::load(config.templates_dir.as_deref())?;
     let mailer = Mailer::new(&config.smtp)?;
     let store = Store::connect(&config.common.redis, config.startup_patience)
         .await
         .context("cannot connect to redis")?;
+    let listener = tokio::net::TcpListener::bind(config.metrics_listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.metrics_listen))?;
+    let metrics = WorkerMetrics::new();
     tracing::info!(smtp.host = %config.smtp.host, smtp.port = config.smtp.port,
         languages = templates.languages().collect::<Vec<_>>().join(","),
-        version = env!("CARGO_PKG_VERSION"), "worker starting");
+        metrics.addr = %listener.local_addr()?, version = env!("CARGO_PKG_VERSION"),
+        "worker starting");
+    tokio::spawn(admin::serve(listener, metrics.clone()));
+    tokio::spawn(monitor::run(
+        config.common.amqp.clone(),
+        metrics.clone(),
+        config.queue_metrics_interval,
+    ));
 
     let processor = Arc::new(Processor {
         config,
         store,
         templates,
         mailer,
+        metrics,
     });
     let (stop, stopped) = watch::channel(false);
     let consumer = tokio::spawn(consumer::run(processor, stopped));
@@ -157,7 +185,10 @@ async fn dead_letter_command(
 /// SIGTERM or SIGINT.
 async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
         (Ok(mut term), Ok(mut int)) => {
             tokio::select! {
                 _ = term.recv() => {}

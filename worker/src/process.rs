@@ -13,6 +13,7 @@ use tracing::Instrument;
 
 use crate::config::WorkerConfig;
 use crate::email::{EmailContext, Templates, build_message};
+use crate::metrics::WorkerMetrics;
 use crate::smtp::{Mailer, SendError};
 
 /// What to do with the message of a handled job.
@@ -48,6 +49,17 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    pub const ALL: [Outcome; 8] = [
+        Outcome::Sent,
+        Outcome::Retried,
+        Outcome::DeadLettered,
+        Outcome::Expired,
+        Outcome::Revoked,
+        Outcome::Duplicate,
+        Outcome::Busy,
+        Outcome::Requeued,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Sent => "sent",
@@ -67,6 +79,7 @@ pub struct Processor {
     pub store: Store,
     pub templates: Templates,
     pub mailer: Mailer,
+    pub metrics: WorkerMetrics,
 }
 
 impl Processor {
@@ -77,6 +90,14 @@ impl Processor {
 
     /// Handles the message `body`, delivered for attempt `attempt`.
     pub async fn handle(&self, body: &[u8], attempt: u32) -> (Disposition, Outcome) {
+        self.metrics.in_flight.inc();
+        let (disposition, outcome) = self.handle_body(body, attempt).await;
+        self.metrics.in_flight.dec();
+        self.metrics.job(outcome);
+        (disposition, outcome)
+    }
+
+    async fn handle_body(&self, body: &[u8], attempt: u32) -> (Disposition, Outcome) {
         let job = match SendLinkJob::from_bytes(body) {
             Ok(job) => job,
             Err(reason) => {
@@ -94,7 +115,11 @@ impl Processor {
         let settings = &self.config.common;
         let code = match settings.sealer.open(&job.code_id, &job.code) {
             Ok(code) => code,
-            Err(err) => return self.give_up(job, attempt, format!("cannot open the code: {err}")).await,
+            Err(err) => {
+                return self
+                    .give_up(job, attempt, format!("cannot open the code: {err}"))
+                    .await;
+            }
         };
 
         let now = now_ms();
@@ -117,13 +142,19 @@ impl Processor {
                 } else {
                     Outcome::Revoked
                 };
-                tracing::info!(outcome = outcome.as_str(), "nothing to send: the code is gone");
+                tracing::info!(
+                    outcome = outcome.as_str(),
+                    "nothing to send: the code is gone"
+                );
                 return (Disposition::Ack, outcome);
             }
             Ok(Claim::Busy { lease_until_ms }) => {
                 let wait = Duration::from_millis((lease_until_ms - now).max(0) as u64 + 200);
-                tracing::info!(outcome = "busy", wait_ms = wait.as_millis() as u64,
-                    "another worker is sending this job; checking again later");
+                tracing::info!(
+                    outcome = "busy",
+                    wait_ms = wait.as_millis() as u64,
+                    "another worker is sending this job; checking again later"
+                );
                 let disposition = Disposition::Retry {
                     retry: 1,
                     attempt,
@@ -143,7 +174,11 @@ impl Processor {
             None => settings.default_link.clone(),
             Some(text) => match LinkTemplate::parse(text) {
                 Ok(template) => template,
-                Err(err) => return self.give_up(job, attempt, format!("bad link template: {err}")).await,
+                Err(err) => {
+                    return self
+                        .give_up(job, attempt, format!("bad link template: {err}"))
+                        .await;
+                }
             },
         };
         let code_id = job.code_id.to_string();
@@ -157,28 +192,45 @@ impl Processor {
         let context = EmailContext::new(&name, &link, now, job.expires_at_ms);
         let rendered = match self.templates.render(&language, &context) {
             Ok(rendered) => rendered,
-            Err(err) => return self.give_up(job, attempt, format!("cannot render: {err:#}")).await,
+            Err(err) => {
+                return self
+                    .give_up(job, attempt, format!("cannot render: {err:#}"))
+                    .await;
+            }
         };
-        let message = match build_message(&self.config.mail_from, &email, &name, rendered) {
-            Ok(message) => message,
-            Err(reason) => return self.give_up(job, attempt, reason).await,
-        };
+        let message =
+            match build_message(&self.config.mail_from, &email, &name, &job.job_id, rendered) {
+                Ok(message) => message,
+                Err(reason) => return self.give_up(job, attempt, reason).await,
+            };
 
         let started = Instant::now();
         let sent = self.mailer.send(message).await;
-        let elapsed_ms = started.elapsed().as_millis() as u64;
+        let elapsed = started.elapsed();
+        self.metrics.smtp_duration.observe(elapsed.as_secs_f64());
+        let elapsed_ms = elapsed.as_millis() as u64;
         match sent {
             Ok(()) => {
+                let latency_ms = (now_ms() - job.created_at_ms).max(0);
+                self.metrics
+                    .delivery_latency
+                    .observe(latency_ms as f64 / 1000.0);
                 self.record_sent(job, attempt).await;
-                tracing::info!(outcome = "sent", to = %mask_email(&email), elapsed_ms,
-                    latency_ms = now_ms() - job.created_at_ms, "email sent");
+                tracing::info!(outcome = "sent", to = %mask_email(&email), elapsed_ms, latency_ms,
+                    "email sent");
                 (Disposition::Ack, Outcome::Sent)
             }
             Err(SendError::Transient(reason)) if attempt < self.config.retry.max_attempts => {
                 let delay = self.config.retry.delay_after(attempt);
                 let next_at = now_ms() + delay.as_millis() as i64;
-                self.record(job, DeliveryState::Retrying, attempt, Some(next_at), Some(&reason))
-                    .await;
+                self.record(
+                    job,
+                    DeliveryState::Retrying,
+                    attempt,
+                    Some(next_at),
+                    Some(&reason),
+                )
+                .await;
                 tracing::warn!(outcome = "retried", reason = %reason, elapsed_ms,
                     delay_ms = delay.as_millis() as u64, "send failed; will try again");
                 let disposition = Disposition::Retry {
@@ -197,8 +249,14 @@ impl Processor {
     }
 
     /// Records the job as failed and sends it to the dead-letter queue.
-    async fn give_up(&self, job: &SendLinkJob, attempt: u32, reason: String) -> (Disposition, Outcome) {
-        self.record(job, DeliveryState::Failed, attempt, None, Some(&reason)).await;
+    async fn give_up(
+        &self,
+        job: &SendLinkJob,
+        attempt: u32,
+        reason: String,
+    ) -> (Disposition, Outcome) {
+        self.record(job, DeliveryState::Failed, attempt, None, Some(&reason))
+            .await;
         tracing::error!(outcome = "dead_lettered", reason = %reason, "job failed for good");
         (Disposition::DeadLetter { reason }, Outcome::DeadLettered)
     }
@@ -231,7 +289,15 @@ impl Processor {
         for _ in 0..8 {
             let recorded = self
                 .store
-                .record_delivery(job, DeliveryState::Sent, attempt, None, None, now_ms(), retention)
+                .record_delivery(
+                    job,
+                    DeliveryState::Sent,
+                    attempt,
+                    None,
+                    None,
+                    now_ms(),
+                    retention,
+                )
                 .await;
             match recorded {
                 Ok(()) => return,
@@ -242,6 +308,8 @@ impl Processor {
                 }
             }
         }
-        tracing::error!("the email was sent but could not be recorded; a redelivery may send it again");
+        tracing::error!(
+            "the email was sent but could not be recorded; a redelivery may send it again"
+        );
     }
 }

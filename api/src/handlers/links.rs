@@ -161,10 +161,12 @@ pub async fn create_link(
     match outcome {
         LinkOutcome::Created(created) => {
             if job.is_some() {
+                app.metrics.links_send.inc();
                 app.relay.wake(app.store.keys().shard_of(user_id));
                 tracing::debug!(user.id = user_id, code.id = %code_id, job.id = %job_id,
                     "registration link queued for email");
             } else {
+                app.metrics.links_return.inc();
                 tracing::debug!(user.id = user_id, code.id = %code_id,
                     "registration code returned to the caller");
             }
@@ -199,7 +201,12 @@ fn medium(
             "Give either sendLink or returnCode, not both",
         )),
         (_, Some(_)) => Ok(Medium::Return),
-        (Some(Object(SendLinkBody { url_template: Some(template) })), None) => {
+        (
+            Some(Object(SendLinkBody {
+                url_template: Some(template),
+            })),
+            None,
+        ) => {
             check_template(&template, allowed_schemes)?;
             Ok(Medium::Send(Some(template)))
         }
@@ -325,7 +332,10 @@ mod tests {
             Medium::Send(Some(template.to_owned()))
         );
         assert_eq!(
-            parse(&format!(r#"{{"send_link":{{"url_template":"{template}"}}}}"#)).unwrap(),
+            parse(&format!(
+                r#"{{"send_link":{{"url_template":"{template}"}}}}"#
+            ))
+            .unwrap(),
             Medium::Send(Some(template.to_owned()))
         );
         assert_eq!(parse(r#"{"sendLink":{}}"#).unwrap(), Medium::Send(None));
@@ -333,7 +343,10 @@ mod tests {
         assert_eq!(parse(r#"{"sendLink":null}"#).unwrap(), Medium::Send(None));
         assert_eq!(parse(r#"{"returnCode":{}}"#).unwrap(), Medium::Return);
         assert_eq!(parse(r#"{"return_code":{}}"#).unwrap(), Medium::Return);
-        assert_eq!(parse(r#"{"userId":"u1","returnCode":{}}"#).unwrap(), Medium::Return);
+        assert_eq!(
+            parse(r#"{"userId":"u1","returnCode":{}}"#).unwrap(),
+            Medium::Return
+        );
     }
 
     #[test]
@@ -343,9 +356,18 @@ mod tests {
             (r#"{"sendLink":{},"extra":1}"#, "REQ-JSON-INVALID"),
             (r#"{"returnCode":{"x":1}}"#, "REQ-JSON-INVALID"),
             (r#"{"sendLink":{"urlTemplate":""}}"#, "LINK-TEMPLATE-LENGTH"),
-            (r#"{"sendLink":{"urlTemplate":"https://x/{{.Code}"}}"#, "LINK-TEMPLATE-SYNTAX"),
-            (r#"{"sendLink":{"urlTemplate":"https://x/{{.Nope}}"}}"#, "LINK-TEMPLATE-PLACEHOLDER"),
-            (r#"{"sendLink":{"urlTemplate":"javascript:x({{.Code}})"}}"#, "LINK-TEMPLATE-URL"),
+            (
+                r#"{"sendLink":{"urlTemplate":"https://x/{{.Code}"}}"#,
+                "LINK-TEMPLATE-SYNTAX",
+            ),
+            (
+                r#"{"sendLink":{"urlTemplate":"https://x/{{.Nope}}"}}"#,
+                "LINK-TEMPLATE-PLACEHOLDER",
+            ),
+            (
+                r#"{"sendLink":{"urlTemplate":"javascript:x({{.Code}})"}}"#,
+                "LINK-TEMPLATE-URL",
+            ),
             (r#"{"sendLink":"x"}"#, "REQ-JSON-INVALID"),
             (r#"{"sendLink":[]}"#, "REQ-JSON-INVALID"),
             (r#"{"returnCode":[]}"#, "REQ-JSON-INVALID"),
@@ -358,7 +380,10 @@ mod tests {
         for (json, id) in cases {
             assert_eq!(parse(json).unwrap_err().id, id, "{json}");
         }
-        let long = format!(r#"{{"sendLink":{{"urlTemplate":"https://x/{}"}}}}"#, "a".repeat(191));
+        let long = format!(
+            r#"{{"sendLink":{{"urlTemplate":"https://x/{}"}}}}"#,
+            "a".repeat(191)
+        );
         assert_eq!(parse(&long).unwrap_err().id, "LINK-TEMPLATE-LENGTH");
     }
 }

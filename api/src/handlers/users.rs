@@ -31,14 +31,21 @@ fn write_scope(caller: &Caller) -> Result<Scope<'_>, ApiError> {
 }
 
 fn denied() -> ApiError {
-    ApiError::denied("AUTH-PERMISSION-DENIED", "The caller may not manage this user")
+    ApiError::denied(
+        "AUTH-PERMISSION-DENIED",
+        "The caller may not manage this user",
+    )
 }
 
 fn not_found() -> ApiError {
     ApiError::not_found("USER-404", "User could not be found")
 }
 
-pub async fn put(app: &App, req: Request<Incoming>, raw_id: &str) -> Result<HttpResponse, ApiError> {
+pub async fn put(
+    app: &App,
+    req: Request<Incoming>,
+    raw_id: &str,
+) -> Result<HttpResponse, ApiError> {
     let user_id = path_segment(raw_id)?;
     let caller = app.auth.authenticate(req.headers())?;
     let scope = write_scope(&caller)?;
@@ -71,7 +78,11 @@ pub async fn put(app: &App, req: Request<Incoming>, raw_id: &str) -> Result<Http
     ))
 }
 
-pub async fn get(app: &App, req: Request<Incoming>, raw_id: &str) -> Result<HttpResponse, ApiError> {
+pub async fn get(
+    app: &App,
+    req: Request<Incoming>,
+    raw_id: &str,
+) -> Result<HttpResponse, ApiError> {
     let user_id = path_segment(raw_id)?;
     let caller = app.auth.authenticate(req.headers())?;
     let scope = write_scope(&caller)?;

@@ -15,9 +15,9 @@ use std::time::Duration;
 use redis::{AsyncCommands, Script, Value};
 use serde::Serialize;
 
-use crate::time::millis;
 use super::{Store, StoreError, int_at, text_at};
 use crate::job::SendLinkJob;
+use crate::time::millis;
 
 static CLAIM_DELIVERY: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/claim_delivery.lua")));
@@ -159,9 +159,7 @@ impl Store {
         now_ms: i64,
         retention: Duration,
     ) -> Result<(), StoreError> {
-        let key = self
-            .keys
-            .delivery(&job.user_id, &job.code_id.to_string());
+        let key = self.keys.delivery(&job.user_id, &job.code_id.to_string());
         let mut set: Vec<(&str, String)> = vec![
             ("state", state.as_str().to_owned()),
             ("job", job.job_id.to_string()),

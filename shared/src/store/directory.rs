@@ -25,9 +25,16 @@ pub struct StoredUser {
 /// The result of a write to the directory.
 #[derive(Debug, PartialEq, Eq)]
 pub enum UserChange {
-    Created { sequence: u64 },
-    Updated { sequence: u64 },
-    Deleted { sequence: u64, organization_id: String },
+    Created {
+        sequence: u64,
+    },
+    Updated {
+        sequence: u64,
+    },
+    Deleted {
+        sequence: u64,
+        organization_id: String,
+    },
     NotFound,
     Denied,
 }
@@ -61,7 +68,10 @@ impl Store {
         let mut conn = self.conn.clone();
         let mut by_shard: HashMap<u16, Vec<usize>> = HashMap::new();
         for (index, user) in users.iter().enumerate() {
-            by_shard.entry(self.keys.shard_of(&user.id)).or_default().push(index);
+            by_shard
+                .entry(self.keys.shard_of(&user.id))
+                .or_default()
+                .push(index);
         }
 
         let mut outcomes: Vec<Option<UserChange>> = users.iter().map(|_| None).collect();

@@ -172,7 +172,9 @@ pub(crate) fn text_at(reply: &[Value], index: usize) -> Result<String, StoreErro
         Some(Value::BulkString(bytes)) => Ok(String::from_utf8_lossy(bytes).into_owned()),
         Some(Value::SimpleString(s)) => Ok(s.clone()),
         Some(Value::Int(n)) => Ok(n.to_string()),
-        other => Err(StoreError::Protocol(format!("element {index} is {other:?}"))),
+        other => Err(StoreError::Protocol(format!(
+            "element {index} is {other:?}"
+        ))),
     }
 }
 
@@ -184,6 +186,8 @@ pub(crate) fn int_at(reply: &[Value], index: usize) -> Result<i64, StoreError> {
             .ok()
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| StoreError::Protocol(format!("element {index} is not a number"))),
-        other => Err(StoreError::Protocol(format!("element {index} is {other:?}"))),
+        other => Err(StoreError::Protocol(format!(
+            "element {index} is {other:?}"
+        ))),
     }
 }

@@ -12,8 +12,8 @@ use std::time::Duration;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadOptions, StreamReadReply};
 use redis::{AsyncCommands, Value};
 
-use crate::time::millis;
 use super::{Store, StoreError};
+use crate::time::millis;
 
 /// The consumer group every relay reads through.
 pub const RELAY_GROUP: &str = "relay";
@@ -158,8 +158,12 @@ impl Store {
                 continue;
             }
             stats.backlog += len;
-            let first: redis::streams::StreamRangeReply = conn.xrange_count(&key, "-", "+", 1).await?;
-            let oldest = first.ids.first().and_then(|e| e.id.split('-').next()?.parse().ok());
+            let first: redis::streams::StreamRangeReply =
+                conn.xrange_count(&key, "-", "+", 1).await?;
+            let oldest = first
+                .ids
+                .first()
+                .and_then(|e| e.id.split('-').next()?.parse().ok());
             stats.oldest_ms = match (stats.oldest_ms, oldest) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
