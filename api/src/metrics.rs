@@ -111,8 +111,12 @@ impl ApiMetrics {
             registry: Arc::new(registry),
             requests,
             latency,
-            links_send: links.get_or_create_owned(&MediumLabel { medium: "send_link" }),
-            links_return: links.get_or_create_owned(&MediumLabel { medium: "return_code" }),
+            links_send: links.get_or_create_owned(&MediumLabel {
+                medium: "send_link",
+            }),
+            links_return: links.get_or_create_owned(&MediumLabel {
+                medium: "return_code",
+            }),
             outbox_backlog,
             outbox_oldest_age,
             relay_published,
