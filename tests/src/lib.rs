@@ -6,14 +6,20 @@
 //! (maildev) on its own ports. Tests therefore run in parallel and never see
 //! each other's data; a stack removes its keys and queues when dropped.
 
+pub mod broker;
 pub mod maildev;
 pub mod process;
 pub mod proxy;
+pub mod redis_server;
+pub mod sink;
 pub mod stack;
 
+pub use broker::PrivateBroker;
 pub use maildev::{Email, Maildev};
 pub use process::Service;
 pub use proxy::Proxy;
+pub use redis_server::PrivateRedis;
+pub use sink::{SinkEmail, SmtpSink};
 pub use stack::{Stack, StackOptions, Tokens};
 
 /// A local TCP port that is free right now.

@@ -80,6 +80,8 @@ pub struct Stack {
     pub amqp: AmqpSettings,
     pub keys: Keys,
     pub hasher: CodeHasher,
+    /// The Redis the processes use (the shared one unless overridden).
+    pub redis_url: String,
     pub api: Option<Service>,
     pub api_url: String,
     pub workers: Vec<Service>,
@@ -144,7 +146,7 @@ impl Stack {
 
         let setting = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
         let amqp = AmqpSettings {
-            url: AMQP_URL.to_owned(),
+            url: setting("PASSLINK_AMQP_URL").unwrap_or_else(|| AMQP_URL.to_owned()),
             exchange: setting("PASSLINK_AMQP_EXCHANGE").unwrap_or_default(),
             queue: setting("PASSLINK_AMQP_QUEUE").unwrap_or_default(),
             quorum: setting("PASSLINK_AMQP_QUORUM").is_some_and(|v| v == "true"),
@@ -153,6 +155,7 @@ impl Stack {
                 .unwrap_or(5),
         };
         let keys = Keys::new(&id, passlink_shared::store::DEFAULT_SHARDS);
+        let redis_url = setting("PASSLINK_REDIS_URL").unwrap_or_else(|| REDIS_URL.to_owned());
         let hasher = CodeHasher::new(&hmac_key.to_vec().into());
 
         let mut stack = Self {
@@ -165,6 +168,7 @@ impl Stack {
             amqp,
             keys,
             hasher,
+            redis_url,
             api: None,
             api_url: String::new(),
             workers: Vec::new(),
@@ -344,7 +348,7 @@ impl Stack {
     }
 
     pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(REDIS_URL)
+        redis::Client::open(self.redis_url.as_str())
             .expect("redis url")
             .get_multiplexed_async_connection()
             .await
@@ -362,12 +366,16 @@ impl Stack {
             .expect("HGET")
     }
 
-    /// Messages ready in a queue (not counting those being worked on).
+    /// Messages ready in a queue (not counting those being worked on);
+    /// `u32::MAX` while the broker cannot be asked.
     pub async fn queue_depth(&self, queue: &str) -> u32 {
-        let connection = lapin::Connection::connect(AMQP_URL, Default::default())
-            .await
-            .expect("rabbitmq answers");
-        let channel = connection.create_channel().await.expect("channel");
+        let Ok(connection) = lapin::Connection::connect(&self.amqp.url, Default::default()).await
+        else {
+            return u32::MAX;
+        };
+        let Ok(channel) = connection.create_channel().await else {
+            return u32::MAX;
+        };
         let depth = channel
             .queue_declare(
                 queue.into(),
@@ -379,7 +387,7 @@ impl Stack {
             )
             .await
             .map(|q| q.message_count())
-            .unwrap_or(0);
+            .unwrap_or(u32::MAX);
         let _ = connection.close(200, "done".into()).await;
         depth
     }
@@ -451,27 +459,28 @@ impl Drop for Stack {
         let id = self.id.clone();
         let amqp = self.amqp.clone();
         let dir = self.dir.clone();
+        let redis_url = self.redis_url.clone();
         let cleanup = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .expect("runtime");
-            runtime.block_on(remove_traces(&id, &amqp));
+            runtime.block_on(remove_traces(&id, &amqp, &redis_url));
             let _ = std::fs::remove_dir_all(dir);
         });
         let _ = cleanup.join();
     }
 }
 
-async fn remove_traces(id: &str, amqp: &AmqpSettings) {
-    if let Ok(client) = redis::Client::open(REDIS_URL)
+async fn remove_traces(id: &str, amqp: &AmqpSettings, redis_url: &str) {
+    if let Ok(client) = redis::Client::open(redis_url)
         && let Ok(mut conn) = client.get_multiplexed_async_connection().await
     {
         for key in scan(&mut conn, &format!("{id}:*")).await {
             let _: Result<(), _> = redis::cmd("DEL").arg(&key).query_async(&mut conn).await;
         }
     }
-    if let Ok(connection) = lapin::Connection::connect(AMQP_URL, Default::default()).await
+    if let Ok(connection) = lapin::Connection::connect(&amqp.url, Default::default()).await
         && let Ok(channel) = connection.create_channel().await
     {
         for queue in amqp.all_queues() {

@@ -1,0 +1,85 @@
+//! A private redis-server with append-only persistence on a spare port, for
+//! tests that restart Redis.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+pub struct PrivateRedis {
+    pub port: u16,
+    dir: PathBuf,
+}
+
+impl PrivateRedis {
+    pub async fn start(tag: &str) -> Self {
+        let port = crate::free_port();
+        let dir = std::env::temp_dir().join(format!("passlink-redis-{tag}"));
+        std::fs::create_dir_all(&dir).expect("redis dir");
+        let redis = Self { port, dir };
+        redis.resume().await;
+        redis
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the server (again) on the same port and data directory.
+    pub async fn resume(&self) {
+        let status = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args([
+                "--daemonize",
+                "yes",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+            ])
+            .args(["--save", ""])
+            .arg("--dir")
+            .arg(&self.dir)
+            .arg("--pidfile")
+            .arg(self.dir.join("redis.pid"))
+            .status()
+            .expect("redis-server runs");
+        assert!(status.success());
+        self.wait(true).await;
+    }
+
+    /// Kills the server at once (SIGKILL): what was fsynced survives.
+    pub async fn kill(&self) {
+        if let Ok(pid) = std::fs::read_to_string(self.dir.join("redis.pid")) {
+            let _ = Command::new("kill").args(["-KILL", pid.trim()]).status();
+        }
+        self.wait(false).await;
+        let _ = std::fs::remove_file(self.dir.join("redis.pid"));
+    }
+
+    async fn wait(&self, up: bool) {
+        let port = self.port;
+        let done = crate::eventually(Duration::from_secs(20), || async move {
+            let is_up = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok();
+            (is_up == up).then_some(())
+        })
+        .await;
+        assert!(
+            done.is_some(),
+            "the private redis did not {}",
+            if up { "start" } else { "stop" }
+        );
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        let _ = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string(), "shutdown", "nosave"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
