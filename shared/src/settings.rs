@@ -69,8 +69,12 @@ impl CommonSettings {
             max_attempts: reader.number("PASSLINK_MAX_ATTEMPTS", 5, 1..=20),
         };
 
+        let hmac_given = reader.raw("PASSLINK_CODE_HMAC_KEY").is_some()
+            || reader.raw("PASSLINK_CODE_HMAC_KEY_FILE").is_some();
         let code_hmac_key = match reader.secret_key("PASSLINK_CODE_HMAC_KEY", 32) {
             Some(key) => key,
+            // A bad value was reported already; do not also call it missing.
+            None if hmac_given => vec![0u8; 32].into(),
             None => dev_secret(reader, dev_mode, "PASSLINK_CODE_HMAC_KEY", || {
                 crate::config::decode_key(DEV_HMAC_KEY).map(Into::into)
             }),
@@ -96,12 +100,14 @@ impl CommonSettings {
             .string("PASSLINK_PUBLIC_BASE_URL", "http://localhost:8080")
             .trim_end_matches('/')
             .to_owned();
-        if url::Url::parse(&public_base_url).map_or(true, |u| u.host_str().is_none()) {
+        let base_ok = url::Url::parse(&public_base_url).is_ok_and(|u| u.host_str().is_some());
+        if !base_ok {
             reader.fail(
                 "PASSLINK_PUBLIC_BASE_URL",
                 "must be an absolute URL with a host",
             );
         }
+        let template_given = reader.raw("PASSLINK_DEFAULT_LINK_TEMPLATE").is_some();
         let default_template = reader.string(
             "PASSLINK_DEFAULT_LINK_TEMPLATE",
             &format!(
@@ -115,7 +121,10 @@ impl CommonSettings {
         {
             Ok(template) => template,
             Err(err) => {
-                reader.fail("PASSLINK_DEFAULT_LINK_TEMPLATE", err);
+                // A default built from a bad base URL was reported with it.
+                if template_given || base_ok {
+                    reader.fail("PASSLINK_DEFAULT_LINK_TEMPLATE", err);
+                }
                 LinkTemplate::parse("https://invalid.example/").expect("a literal URL parses")
             }
         };

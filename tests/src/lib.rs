@@ -18,7 +18,7 @@ pub use broker::PrivateBroker;
 pub use maildev::{Email, Maildev};
 pub use process::Service;
 pub use proxy::Proxy;
-pub use redis_server::PrivateRedis;
+pub use redis_server::{PrivateCluster, PrivateRedis};
 pub use sink::{SinkEmail, SmtpSink};
 pub use stack::{Stack, StackOptions, Tokens};
 

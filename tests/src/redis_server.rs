@@ -83,3 +83,102 @@ impl Drop for PrivateRedis {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// A private three-primary Redis Cluster on spare ports.
+pub struct PrivateCluster {
+    pub ports: Vec<u16>,
+    dir: PathBuf,
+}
+
+impl PrivateCluster {
+    pub async fn start(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("passlink-cluster-{tag}"));
+        let ports: Vec<u16> = (0..3).map(|_| crate::free_port()).collect();
+        for port in &ports {
+            let node_dir = dir.join(port.to_string());
+            std::fs::create_dir_all(&node_dir).expect("cluster dir");
+            let status = Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"])
+                .args(["--daemonize", "yes", "--save", "", "--appendonly", "no"])
+                .arg("--cluster-config-file")
+                .arg(node_dir.join("nodes.conf"))
+                .arg("--dir")
+                .arg(&node_dir)
+                .status()
+                .expect("redis-server runs");
+            assert!(status.success());
+        }
+        let cluster = Self { ports, dir };
+        for port in &cluster.ports {
+            let port = *port;
+            let up = crate::eventually(Duration::from_secs(10), || async move {
+                tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .ok()
+                    .map(|_| ())
+            })
+            .await;
+            assert!(up.is_some(), "cluster node {port} did not start");
+        }
+
+        let addresses: Vec<String> = cluster
+            .ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect();
+        let status = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addresses)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("redis-cli runs");
+        assert!(status.success(), "the cluster was not created");
+
+        // Wait until every node reports the cluster as ok.
+        for port in &cluster.ports {
+            let port = port.to_string();
+            let ok = crate::eventually(Duration::from_secs(20), || {
+                let port = port.clone();
+                async move {
+                    let out = Command::new("redis-cli")
+                        .args(["-p", &port, "cluster", "info"])
+                        .output()
+                        .ok()?;
+                    String::from_utf8_lossy(&out.stdout)
+                        .contains("cluster_state:ok")
+                        .then_some(())
+                }
+            })
+            .await;
+            assert!(ok.is_some(), "the cluster did not become ready");
+        }
+        cluster
+    }
+
+    /// Seed nodes as `PASSLINK_REDIS_CLUSTER_NODES` takes them.
+    pub fn nodes(&self) -> String {
+        self.urls().join(",")
+    }
+
+    pub fn urls(&self) -> Vec<String> {
+        self.ports
+            .iter()
+            .map(|p| format!("redis://127.0.0.1:{p}"))
+            .collect()
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        for port in &self.ports {
+            let _ = Command::new("redis-cli")
+                .args(["-p", &port.to_string(), "shutdown", "nosave"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

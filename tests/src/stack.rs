@@ -82,6 +82,9 @@ pub struct Stack {
     pub hasher: CodeHasher,
     /// The Redis the processes use (the shared one unless overridden).
     pub redis_url: String,
+    /// Every Redis node holding the stack's data: the one server, or each
+    /// primary of a cluster.
+    pub redis_nodes: Vec<String>,
     pub api: Option<Service>,
     pub api_url: String,
     pub workers: Vec<Service>,
@@ -156,6 +159,10 @@ impl Stack {
         };
         let keys = Keys::new(&id, passlink_shared::store::DEFAULT_SHARDS);
         let redis_url = setting("PASSLINK_REDIS_URL").unwrap_or_else(|| REDIS_URL.to_owned());
+        let redis_nodes = match setting("PASSLINK_REDIS_CLUSTER_NODES") {
+            Some(nodes) => nodes.split(',').map(str::to_owned).collect(),
+            None => vec![redis_url.clone()],
+        };
         let hasher = CodeHasher::new(&hmac_key.to_vec().into());
 
         let mut stack = Self {
@@ -169,6 +176,7 @@ impl Stack {
             keys,
             hasher,
             redis_url,
+            redis_nodes,
             api: None,
             api_url: String::new(),
             workers: Vec::new(),
@@ -355,15 +363,33 @@ impl Stack {
             .expect("redis answers")
     }
 
+    /// One connection per Redis node of the stack.
+    pub async fn redis_node_conns(&self) -> Vec<redis::aio::MultiplexedConnection> {
+        let mut conns = Vec::new();
+        for url in &self.redis_nodes {
+            let client = redis::Client::open(url.as_str()).expect("redis url");
+            if let Ok(conn) = client.get_multiplexed_async_connection().await {
+                conns.push(conn);
+            }
+        }
+        conns
+    }
+
+    /// Runs a single-key command on whichever node owns the key.
+    pub async fn redis_query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Option<T> {
+        for mut conn in self.redis_node_conns().await {
+            if let Ok(value) = cmd.query_async(&mut conn).await {
+                return Some(value);
+            }
+        }
+        None
+    }
+
     /// The stored keyed hash of a code.
     pub async fn stored_code_hash(&self, user: &str, code_id: &str) -> Option<String> {
-        let mut conn = self.redis().await;
-        redis::cmd("HGET")
-            .arg(self.keys.code(user, code_id))
-            .arg("hash")
-            .query_async(&mut conn)
-            .await
-            .expect("HGET")
+        let mut cmd = redis::cmd("HGET");
+        cmd.arg(self.keys.code(user, code_id)).arg("hash");
+        self.redis_query::<Option<String>>(&cmd).await.flatten()
     }
 
     /// Messages ready in a queue (not counting those being worked on);
@@ -394,15 +420,11 @@ impl Stack {
 
     /// Jobs still waiting in the outboxes.
     pub async fn outbox_backlog(&self) -> u64 {
-        let mut conn = self.redis().await;
         let mut total = 0;
         for key in self.keys.outboxes() {
-            let len: u64 = redis::cmd("XLEN")
-                .arg(&key)
-                .query_async(&mut conn)
-                .await
-                .unwrap_or(0);
-            total += len;
+            let mut cmd = redis::cmd("XLEN");
+            cmd.arg(&key);
+            total += self.redis_query::<u64>(&cmd).await.unwrap_or(0);
         }
         total
     }
@@ -425,20 +447,20 @@ impl Stack {
 
     /// How many delivery statuses are in one of `states`.
     pub async fn deliveries_in_state(&self, states: &[&str]) -> usize {
-        let mut conn = self.redis().await;
         let pattern = format!("{}:*:delivery:*", self.id);
-        let keys: Vec<String> = scan(&mut conn, &pattern).await;
         let mut count = 0;
-        for key in keys {
-            let state: Option<String> = redis::cmd("HGET")
-                .arg(&key)
-                .arg("state")
-                .query_async(&mut conn)
-                .await
-                .ok()
-                .flatten();
-            if state.is_some_and(|s| states.contains(&s.as_str())) {
-                count += 1;
+        for mut conn in self.redis_node_conns().await {
+            for key in scan(&mut conn, &pattern).await {
+                let state: Option<String> = redis::cmd("HGET")
+                    .arg(&key)
+                    .arg("state")
+                    .query_async(&mut conn)
+                    .await
+                    .ok()
+                    .flatten();
+                if state.is_some_and(|s| states.contains(&s.as_str())) {
+                    count += 1;
+                }
             }
         }
         count
