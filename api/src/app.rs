@@ -4,12 +4,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use passlink_shared::code::{CodeGenerator, CodeHasher};
+use passlink_shared::error::ApiError;
 use passlink_shared::store::Store;
 use tokio::sync::Notify;
 
-use crate::auth::Authenticator;
+use crate::auth::{Authenticator, Caller};
 use crate::config::ApiConfig;
 use crate::metrics::ApiMetrics;
+use crate::rate_limit::CallerLimiter;
 
 pub struct App {
     pub config: ApiConfig,
@@ -19,6 +21,7 @@ pub struct App {
     pub hasher: CodeHasher,
     pub relay: RelaySignal,
     pub metrics: ApiMetrics,
+    pub limiter: CallerLimiter,
 }
 
 impl App {
@@ -28,10 +31,21 @@ impl App {
             hasher: CodeHasher::new(&config.common.code_hmac_key),
             relay: RelaySignal::new(config.relay.tasks),
             metrics: ApiMetrics::new(),
+            limiter: CallerLimiter::new(config.limits.caller_per_minute),
             config,
             store,
             auth,
         })
+    }
+}
+
+impl App {
+    /// The caller behind the request's token, counted against its rate
+    /// limit.
+    pub async fn caller(&self, headers: &http::HeaderMap) -> Result<Arc<Caller>, ApiError> {
+        let caller = self.auth.authenticate(headers)?;
+        self.limiter.check(&self.store, &caller.subject).await?;
+        Ok(caller)
     }
 }
 

@@ -14,6 +14,7 @@ pub struct ApiConfig {
     pub tokens_file: PathBuf,
     pub http: HttpLimits,
     pub relay: RelaySettings,
+    pub limits: RateLimits,
     /// How long open requests and the relay may take to finish on shutdown.
     pub shutdown_grace: Duration,
     /// How long start-up waits for Redis.
@@ -31,6 +32,18 @@ pub struct HttpLimits {
     /// next request, so it doubles as the idle timeout.
     pub header_read_timeout: Duration,
     pub max_connections: usize,
+}
+
+/// Rate limits, held in Redis so that they apply across API processes.
+#[derive(Clone, Debug)]
+pub struct RateLimits {
+    /// Links per user per `user_window`; 0 turns the limit off.
+    pub user_links: u32,
+    pub user_window: Duration,
+    /// Requests per caller (token subject) per minute; 0 turns it off.
+    pub caller_per_minute: u64,
+    /// How often each process adds its caller counts in Redis.
+    pub sync_interval: Duration,
 }
 
 /// How the outbox relay works.
@@ -71,6 +84,17 @@ impl ApiConfig {
                 claim_idle: r.duration("PASSLINK_RELAY_CLAIM_IDLE", Duration::from_secs(30)),
                 confirm_timeout: r
                     .duration("PASSLINK_RELAY_CONFIRM_TIMEOUT", Duration::from_secs(15)),
+            },
+            limits: RateLimits {
+                user_links: r.number("PASSLINK_RATE_USER_LINKS", 5, 0..=1_000_000),
+                user_window: r.duration("PASSLINK_RATE_USER_WINDOW", Duration::from_secs(3600)),
+                caller_per_minute: r.number(
+                    "PASSLINK_RATE_CALLER_PER_MINUTE",
+                    60_000,
+                    0..=u64::MAX,
+                ),
+                sync_interval: r
+                    .duration("PASSLINK_RATE_SYNC_INTERVAL", Duration::from_millis(100)),
             },
             shutdown_grace: r.duration("PASSLINK_SHUTDOWN_GRACE", Duration::from_secs(20)),
             startup_patience: r.duration("PASSLINK_STARTUP_PATIENCE", Duration::from_secs(30)),

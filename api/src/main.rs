@@ -9,6 +9,7 @@ mod handlers;
 mod http;
 mod import;
 mod metrics;
+mod rate_limit;
 mod relay;
 mod routes;
 mod server;
@@ -139,6 +140,11 @@ async fn serve() -> anyhow::Result<ExitCode> {
     let grace = config.shutdown_grace;
     let app = App::new(config, store, auth);
 
+    tokio::spawn(
+        app.limiter
+            .clone()
+            .sync_forever(app.store.clone(), app.config.limits.sync_interval),
+    );
     let (stop_relay, relay_stop) = watch::channel(false);
     let relays = relay::spawn(&app, relay_stop);
     let (stop_server, server_stop) = watch::channel(false);

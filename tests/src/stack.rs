@@ -88,6 +88,8 @@ pub struct Stack {
     pub api: Option<Service>,
     pub api_url: String,
     pub workers: Vec<Service>,
+    /// Further API processes (replicas).
+    pub extra_apis: Vec<Service>,
     /// `http://addr` of each worker's metrics listener, by index.
     pub worker_admin: Vec<String>,
     pub maildev: Maildev,
@@ -180,6 +182,7 @@ impl Stack {
             api: None,
             api_url: String::new(),
             workers: Vec::new(),
+            extra_apis: Vec::new(),
             worker_admin: Vec::new(),
             maildev,
             http: reqwest::Client::new(),
@@ -210,6 +213,16 @@ impl Stack {
         let api = Service::spawn("api", &binary("passlink-api"), &[], &env).await;
         self.api_url = listening_url(&api).await;
         self.api = Some(api);
+    }
+
+    /// Starts another API process with the same settings (as a second
+    /// replica); returns its base URL.
+    pub async fn start_extra_api(&mut self) -> String {
+        let env = self.env_with_amqp(&self.options.api_amqp_url);
+        let api = Service::spawn("api", &binary("passlink-api"), &[], &env).await;
+        let url = listening_url(&api).await;
+        self.extra_apis.push(api);
+        url
     }
 
     /// Restarts the API process (new port).
@@ -475,8 +488,8 @@ impl Drop for Stack {
         if let Some(api) = self.api.as_mut() {
             api.kill_now();
         }
-        for worker in &mut self.workers {
-            worker.kill_now();
+        for service in self.workers.iter_mut().chain(self.extra_apis.iter_mut()) {
+            service.kill_now();
         }
         let id = self.id.clone();
         let amqp = self.amqp.clone();

@@ -69,7 +69,7 @@ pub async fn create(
     raw_user_id: &str,
 ) -> Result<HttpResponse, ApiError> {
     let user_id = crate::http::path_segment(raw_user_id)?;
-    let caller = app.auth.authenticate(req.headers())?;
+    let caller = app.caller(req.headers()).await?;
     let Object(body): Object<CreateLinkBody> =
         read_json(req, app.config.http.max_body_bytes).await?;
     validate_user_id(&user_id)?;
@@ -154,6 +154,8 @@ pub async fn create_link(
             validity: settings.code_ttl,
             job: job.as_deref(),
             status_retention: settings.status_retention,
+            user_limit: app.config.limits.user_links,
+            limit_window: app.config.limits.user_window,
         })
         .await
         .map_err(store_error)?;
@@ -180,6 +182,22 @@ pub async fn create_link(
         }
         LinkOutcome::UserNotFound => Err(user_not_found()),
         LinkOutcome::Denied => Err(denied()),
+        LinkOutcome::Limited { retry_after } => {
+            tracing::info!(
+                user.id = user_id,
+                "link refused: too many links for this user"
+            );
+            Err(ApiError::new(
+                passlink_shared::error::Code::ResourceExhausted,
+                "RATE-USER-LINKS",
+                format!(
+                    "Too many registration links for this user; at most {} per {}",
+                    app.config.limits.user_links,
+                    humantime::format_duration(app.config.limits.user_window)
+                ),
+            )
+            .with_retry_after(retry_after.as_secs().max(1)))
+        }
     }
 }
 
@@ -252,7 +270,7 @@ pub async fn status(
     raw_code_id: &str,
 ) -> Result<HttpResponse, ApiError> {
     let user_id = crate::http::path_segment(raw_user_id)?;
-    let caller = app.auth.authenticate(req.headers())?;
+    let caller = app.caller(req.headers()).await?;
     validate_user_id(&user_id)?;
     let code_id: Uuid = raw_code_id
         .parse()

@@ -47,7 +47,7 @@ pub async fn put(
     raw_id: &str,
 ) -> Result<HttpResponse, ApiError> {
     let user_id = path_segment(raw_id)?;
-    let caller = app.auth.authenticate(req.headers())?;
+    let caller = app.caller(req.headers()).await?;
     let scope = write_scope(&caller)?;
     validate_user_id(&user_id)?;
     let Object(input): Object<UserInput> = read_json(req, app.config.http.max_body_bytes).await?;
@@ -84,7 +84,7 @@ pub async fn get(
     raw_id: &str,
 ) -> Result<HttpResponse, ApiError> {
     let user_id = path_segment(raw_id)?;
-    let caller = app.auth.authenticate(req.headers())?;
+    let caller = app.caller(req.headers()).await?;
     let scope = write_scope(&caller)?;
     validate_user_id(&user_id)?;
 
@@ -116,7 +116,7 @@ pub async fn delete(
     raw_id: &str,
 ) -> Result<HttpResponse, ApiError> {
     let user_id = path_segment(raw_id)?;
-    let caller = app.auth.authenticate(req.headers())?;
+    let caller = app.caller(req.headers()).await?;
     let scope = write_scope(&caller)?;
     validate_user_id(&user_id)?;
 

@@ -61,6 +61,12 @@ impl Keys {
         format!("{}user_codes:{user_id}", self.user_base(user_id))
     }
 
+    /// Sorted set: when the user's recent links were created, for the
+    /// per-user rate limit.
+    pub fn user_links(&self, user_id: &str) -> String {
+        format!("{}user_links:{user_id}", self.user_base(user_id))
+    }
+
     /// Hash: one code's keyed hash and expiry; the key expires with the code.
     pub fn code(&self, user_id: &str, code_id: &str) -> String {
         format!("{}code:{code_id}", self.user_base(user_id))
@@ -105,6 +111,7 @@ mod tests {
             let tag = hash_tag(&keys.user(user)).to_owned();
             for key in [
                 keys.user_codes(user),
+                keys.user_links(user),
                 keys.code(user, "c"),
                 keys.delivery(user, "c"),
                 keys.outbox_for(user),

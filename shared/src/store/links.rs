@@ -31,6 +31,9 @@ pub struct CreateLink<'a> {
     pub job: Option<&'a [u8]>,
     /// How long the delivery status outlives the code.
     pub status_retention: Duration,
+    /// Links allowed per user in `limit_window`; 0 for no limit.
+    pub user_limit: u32,
+    pub limit_window: Duration,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -44,6 +47,10 @@ pub enum LinkOutcome {
     Created(CreatedLink),
     UserNotFound,
     Denied,
+    /// The user had too many links lately; the next one is allowed then.
+    Limited {
+        retry_after: Duration,
+    },
 }
 
 impl Store {
@@ -61,6 +68,7 @@ impl Store {
             .key(keys.delivery(req.user_id, &code_id))
             .key(keys.outbox_for(req.user_id))
             .key(keys.user_codes(req.user_id))
+            .key(keys.user_links(req.user_id))
             .arg(req.user_id)
             .arg(req.caller_subject)
             .arg(org_scope_arg(req.all_orgs, req.orgs))
@@ -71,6 +79,8 @@ impl Store {
             .arg(req.job.unwrap_or_default())
             .arg(millis(req.status_retention))
             .arg(req.job_id.to_string())
+            .arg(req.user_limit)
+            .arg(millis(req.limit_window))
             .invoke_async(&mut conn)
             .await?;
 
@@ -81,6 +91,9 @@ impl Store {
             })),
             "NOTFOUND" => Ok(LinkOutcome::UserNotFound),
             "DENIED" => Ok(LinkOutcome::Denied),
+            "LIMITED" => Ok(LinkOutcome::Limited {
+                retry_after: Duration::from_millis(int_at(&reply, 1)?.max(0) as u64),
+            }),
             other => Err(StoreError::Protocol(format!("create_link said {other}"))),
         }
     }

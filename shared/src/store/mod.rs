@@ -9,6 +9,7 @@ mod directory;
 mod keys;
 mod links;
 mod outbox;
+mod rates;
 
 use std::time::Duration;
 

@@ -1,11 +1,13 @@
 -- Creates a registration code, and for sendLink its outbox job, in one step.
 --
--- KEYS: 1 user, 2 code, 3 delivery, 4 outbox, 5 user_codes
+-- KEYS: 1 user, 2 code, 3 delivery, 4 outbox, 5 user_codes, 6 user_links
 -- ARGV: 1 user id, 2 caller subject, 3 organizations the caller may act in
 --       ("*" for all, else separated by newlines), 4 code id, 5 code hash,
 --       6 now (ms), 7 validity (ms), 8 job payload ("" for returnCode),
---       9 status retention after expiry (ms), 10 job id
+--       9 status retention after expiry (ms), 10 job id,
+--       11 links allowed per user and window (0: no limit), 12 window (ms)
 -- Returns {"OK", sequence, organization} | {"NOTFOUND"} | {"DENIED"}
+--       | {"LIMITED", ms until the next link is allowed}
 
 local org = redis.call('HGET', KEYS[1], 'org')
 if not org then
@@ -28,6 +30,20 @@ end
 local now = tonumber(ARGV[6])
 local ttl = tonumber(ARGV[7])
 local expires = now + ttl
+
+-- A sliding window over the user's recent links: a resend flood stops
+-- here, whichever API process it reaches.
+local limit = tonumber(ARGV[11])
+local window = tonumber(ARGV[12])
+if limit > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now - window)
+  if redis.call('ZCARD', KEYS[6]) >= limit then
+    local oldest = redis.call('ZRANGE', KEYS[6], 0, 0, 'WITHSCORES')
+    return {'LIMITED', tonumber(oldest[2]) + window - now}
+  end
+  redis.call('ZADD', KEYS[6], now, ARGV[4])
+  redis.call('PEXPIRE', KEYS[6], window)
+end
 
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 redis.call('HSET', KEYS[1], 'changed', ARGV[6])
