@@ -5,6 +5,7 @@
 // measure throughput.
 //
 //   node smtp-sink.mjs --smtp 2525 --http 2580 [--store mail.jsonl] [--count-only]
+//                      [--no-smtputf8]   (do not offer SMTPUTF8)
 //
 // HTTP API (loopback only):
 //   GET  /emails          accepted messages: [{id, to, subject, text, messageId, at}]
@@ -25,6 +26,7 @@ const smtpPort = Number(option('smtp', 2525));
 const httpPort = Number(option('http', 2580));
 const store = option('store', null);
 const countOnly = args.includes('--count-only');
+const noSmtpUtf8 = args.includes('--no-smtputf8');
 
 let refused = new Set();
 const stats = { accepted: 0, refused: 0, bytes: 0 };
@@ -39,6 +41,7 @@ if (store && existsSync(store)) {
 const smtp = new SMTPServer({
   authOptional: true,
   disabledCommands: ['STARTTLS', 'AUTH'],
+  hideSMTPUTF8: noSmtpUtf8,
   logger: false,
   size: 10 * 1024 * 1024,
   onRcptTo(address, _session, callback) {

@@ -57,7 +57,10 @@ impl CallerLimiter {
         if !known {
             // What the other processes counted so far; if Redis cannot say,
             // this process counts alone until the next sync.
-            let total = store.add_caller_requests(subject, window, 0).await.unwrap_or(0);
+            let total = store
+                .add_caller_requests(subject, window, 0)
+                .await
+                .unwrap_or(0);
             let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
             let count = counts.entry(subject.to_owned()).or_default();
             if count.window != window {

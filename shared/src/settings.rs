@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use secrecy::SecretSlice;
+use secrecy::{ExposeSecret, SecretSlice};
 
 use crate::amqp::AmqpSettings;
 use crate::config::Reader;
@@ -80,7 +80,22 @@ impl CommonSettings {
             }),
         };
 
-        let sealer = match reader.secret_text("PASSLINK_SEAL_KEYS") {
+        if !dev_mode && *code_hmac_key.expose_secret() == *dev_key(DEV_HMAC_KEY) {
+            reader.fail(
+                "PASSLINK_CODE_HMAC_KEY",
+                "is the published development key; generate a random one",
+            );
+        }
+
+        let seal_text = reader.secret_text("PASSLINK_SEAL_KEYS");
+        let dev_seal = DEV_SEAL_KEYS.split_once(':').map_or("", |(_, k)| k);
+        if !dev_mode && seal_text.as_deref().is_some_and(|t| t.contains(dev_seal)) {
+            reader.fail(
+                "PASSLINK_SEAL_KEYS",
+                "holds the published development key; generate a random one",
+            );
+        }
+        let sealer = match seal_text {
             Some(text) => seal::parse_keys(&text).and_then(|keys| Sealer::new(&keys)),
             None if dev_mode => seal::parse_keys(DEV_SEAL_KEYS).and_then(|k| Sealer::new(&k)),
             None => Err(
@@ -148,6 +163,10 @@ impl CommonSettings {
     }
 }
 
+fn dev_key(text: &str) -> Vec<u8> {
+    crate::config::decode_key(text).unwrap_or_default()
+}
+
 fn dev_secret(
     reader: &mut Reader<'_>,
     dev_mode: bool,
@@ -188,6 +207,21 @@ mod tests {
         let settings = CommonSettings::read(&mut reader);
         reader.finish().unwrap();
         assert_eq!(settings.code_length, 12);
+
+        let published: HashMap<String, String> = [
+            ("PASSLINK_CODE_HMAC_KEY".to_owned(), DEV_HMAC_KEY.to_owned()),
+            ("PASSLINK_SEAL_KEYS".to_owned(), DEV_SEAL_KEYS.to_owned()),
+        ]
+        .into();
+        let mut reader = Reader::new(&published);
+        CommonSettings::read(&mut reader);
+        let lines = reader.finish().unwrap_err().lines;
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(
+            lines
+                .iter()
+                .all(|l| l.contains("published development key"))
+        );
         assert_eq!(settings.code_ttl, Duration::from_secs(3600));
         assert_eq!(
             settings.default_link.to_string(),

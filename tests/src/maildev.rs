@@ -28,6 +28,9 @@ pub struct Email {
     pub to: Vec<Recipient>,
     #[serde(default)]
     pub headers: serde_json::Value,
+    /// The SMTP envelope (what RCPT TO said), as opposed to the headers.
+    #[serde(default)]
+    pub envelope: serde_json::Value,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -48,6 +51,19 @@ impl Email {
 
     pub fn recipient(&self) -> Option<&str> {
         self.to.first().map(|r| r.address.as_str())
+    }
+
+    /// The envelope recipients (maildev decodes raw UTF-8 headers as Latin-1,
+    /// the envelope it keeps as sent).
+    pub fn envelope_recipients(&self) -> Vec<String> {
+        self.envelope["to"]
+            .as_array()
+            .map(|to| {
+                to.iter()
+                    .filter_map(|r| r["address"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 }
 

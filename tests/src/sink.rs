@@ -11,6 +11,8 @@ use serde::Deserialize;
 use tokio::process::{Child, Command};
 
 pub struct SmtpSink {
+    /// Extra command-line flags, such as `--no-smtputf8`.
+    pub flags: Vec<String>,
     pub smtp_port: u16,
     pub http_port: u16,
     store: PathBuf,
@@ -40,9 +42,14 @@ impl SinkEmail {
 
 impl SmtpSink {
     pub async fn start(tag: &str) -> Self {
+        Self::start_with(tag, &[]).await
+    }
+
+    pub async fn start_with(tag: &str, flags: &[&str]) -> Self {
         let store = std::env::temp_dir().join(format!("passlink-sink-{tag}.jsonl"));
         let _ = std::fs::remove_file(&store);
         let mut sink = Self {
+            flags: flags.iter().map(|f| (*f).to_owned()).collect(),
             smtp_port: crate::free_port(),
             http_port: crate::free_port(),
             store,
@@ -63,6 +70,7 @@ impl SmtpSink {
             .args(["--smtp", &self.smtp_port.to_string()])
             .args(["--http", &self.http_port.to_string()])
             .args(["--store", &self.store.display().to_string()])
+            .args(&self.flags)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -225,28 +225,13 @@ impl Stack {
         url
     }
 
-    /// Restarts the API process (new port).
+    /// Replaces the API process with a new one using the current `env`
+    /// (new port); the old one is killed first.
     pub async fn restart_api(&mut self) {
-        let api = self.api.as_mut().expect("the stack has an API");
-        api.restart().await;
-        let before = api
-            .logs()
-            .iter()
-            .filter(|l| l.contains("\"listening\""))
-            .count();
-        let found = crate::eventually(Duration::from_secs(20), || async {
-            let lines: Vec<String> = api
-                .logs()
-                .into_iter()
-                .filter(|l| l.contains("\"listening\""))
-                .collect();
-            (lines.len() > before)
-                .then(|| lines.last().cloned())
-                .flatten()
-        })
-        .await
-        .expect("the API restarted");
-        self.api_url = url_of(&found);
+        if let Some(mut old) = self.api.take() {
+            old.kill().await;
+        }
+        self.start_api().await;
     }
 
     pub async fn start_worker(&mut self) -> usize {

@@ -67,8 +67,10 @@ fn classify(err: &SmtpError) -> SendError {
     // Server replies may quote the recipient; keep addresses out of reasons,
     // which end up in logs, headers and the status API.
     let text = redact_emails(&error_chain(err));
-    if err.is_permanent() {
-        SendError::Permanent(format!("the SMTP server refused the message: {text}"))
+    if err.is_permanent() || err.is_client() {
+        // A client error (such as a non-ASCII address for a server without
+        // SMTPUTF8) fails the same way on every try.
+        SendError::Permanent(format!("the message cannot be sent: {text}"))
     } else if err.is_transient() {
         SendError::Transient(format!("the SMTP server deferred the message: {text}"))
     } else if err.is_timeout() {
