@@ -43,7 +43,7 @@ impl App {
     /// The caller behind the request's token, counted against its rate
     /// limit.
     pub async fn caller(&self, headers: &http::HeaderMap) -> Result<Arc<Caller>, ApiError> {
-        let caller = self.auth.authenticate(headers)?;
+        let caller = self.auth.authenticate(headers).await?;
         self.limiter.check(&self.store, &caller.subject).await?;
         Ok(caller)
     }

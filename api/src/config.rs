@@ -7,11 +7,15 @@ use std::time::Duration;
 use passlink_shared::config::{ConfigError, Reader, Source};
 use passlink_shared::settings::CommonSettings;
 
+use crate::auth::jwt::JwtSettings;
+
 #[derive(Clone, Debug)]
 pub struct ApiConfig {
     pub common: CommonSettings,
     pub listen: SocketAddr,
     pub tokens_file: PathBuf,
+    /// JWTs from an OpenID Connect issuer, when configured.
+    pub jwt: Option<JwtSettings>,
     pub http: HttpLimits,
     pub relay: RelaySettings,
     pub limits: RateLimits,
@@ -61,6 +65,31 @@ pub struct RelaySettings {
     pub confirm_timeout: Duration,
 }
 
+fn jwt_settings(r: &mut Reader<'_>) -> Option<JwtSettings> {
+    let issuer = r.raw("PASSLINK_JWT_ISSUER")?;
+    if url::Url::parse(&issuer).is_err() {
+        r.fail("PASSLINK_JWT_ISSUER", "must be the issuer's URL");
+    }
+    let audience = r.list("PASSLINK_JWT_AUDIENCE", &[]);
+    if audience.is_empty() {
+        r.fail(
+            "PASSLINK_JWT_AUDIENCE",
+            "is required with PASSLINK_JWT_ISSUER",
+        );
+    }
+    Some(JwtSettings {
+        issuer,
+        audience,
+        jwks_url: r.raw("PASSLINK_JWT_JWKS_URL"),
+        leeway: r.duration("PASSLINK_JWT_LEEWAY", Duration::from_secs(30)),
+        org_claim: r.string("PASSLINK_JWT_ORG_CLAIM", "org_id"),
+        permissions_claim: r.string("PASSLINK_JWT_PERMISSIONS_CLAIM", "permissions"),
+        jwks_ttl: r.duration("PASSLINK_JWT_JWKS_TTL", Duration::from_secs(600)),
+        refresh_min_interval: r
+            .duration("PASSLINK_JWT_REFRESH_MIN_INTERVAL", Duration::from_secs(30)),
+    })
+}
+
 impl ApiConfig {
     pub fn from_source(source: &dyn Source) -> Result<Self, ConfigError> {
         let mut r = Reader::new(source);
@@ -69,6 +98,7 @@ impl ApiConfig {
             common,
             listen: r.parse("PASSLINK_LISTEN", SocketAddr::from(([127, 0, 0, 1], 8080))),
             tokens_file: PathBuf::from(r.string("PASSLINK_TOKENS_FILE", "passlink-tokens.json")),
+            jwt: jwt_settings(&mut r),
             http: HttpLimits {
                 max_body_bytes: r.number("PASSLINK_MAX_BODY_BYTES", 64 * 1024, 256..=16 << 20),
                 max_header_bytes: r.number("PASSLINK_MAX_HEADER_BYTES", 16 * 1024, 8192..=1 << 20),

@@ -125,11 +125,7 @@ async fn serve() -> anyhow::Result<ExitCode> {
         );
     }
 
-    let auth = Authenticator::from_file(&config.tokens_file).map_err(anyhow::Error::msg)?;
-    if auth.len() == 0 {
-        tracing::warn!(file = %config.tokens_file.display(),
-            "the tokens file has no tokens; every request will be refused");
-    }
+    let auth = load_authenticator(&config).await?;
     let store = Store::connect(&config.common.redis, config.startup_patience)
         .await
         .context("cannot connect to redis")?;
@@ -169,6 +165,32 @@ async fn serve() -> anyhow::Result<ExitCode> {
     }
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The tokens file, and the JWT verifier when an issuer is configured (then
+/// the tokens file may be absent).
+async fn load_authenticator(config: &ApiConfig) -> anyhow::Result<Authenticator> {
+    let file_exists = config.tokens_file.exists();
+    let auth = if file_exists || config.jwt.is_none() {
+        Authenticator::from_file(&config.tokens_file).map_err(anyhow::Error::msg)?
+    } else {
+        Authenticator::from_entries(&[]).map_err(anyhow::Error::msg)?
+    };
+    let auth = match &config.jwt {
+        Some(settings) => {
+            let verifier =
+                auth::jwt::JwtVerifier::new(settings.clone()).map_err(anyhow::Error::msg)?;
+            verifier.warm_up().await;
+            tracing::info!(issuer = %settings.issuer, "accepting JWTs");
+            auth.with_jwt(verifier)
+        }
+        None => auth,
+    };
+    if auth.len() == 0 && auth.jwt().is_none() {
+        tracing::warn!(file = %config.tokens_file.display(),
+            "the tokens file has no tokens; every request will be refused");
+    }
+    Ok(auth)
 }
 
 /// SIGTERM or SIGINT.

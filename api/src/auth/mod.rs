@@ -5,6 +5,11 @@
 //! token may act in and its permissions. Tokens are long random strings, so
 //! an unsalted fast hash is enough to make a leaked file useless; lookups go
 //! by digest, which reveals nothing about a token through timing.
+//!
+//! With an OpenID Connect issuer configured, bearer tokens shaped like JWTs
+//! are verified against the issuer's keys instead (see [`jwt`]).
+
+pub mod jwt;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -72,6 +77,7 @@ impl Caller {
 /// Checks bearer tokens.
 pub struct Authenticator {
     by_digest: HashMap<[u8; 32], Arc<Caller>>,
+    jwt: Option<jwt::JwtVerifier>,
 }
 
 impl fmt::Debug for Authenticator {
@@ -115,7 +121,20 @@ impl Authenticator {
                 return Err(format!("token {} is listed twice", index + 1));
             }
         }
-        Ok(Self { by_digest })
+        Ok(Self {
+            by_digest,
+            jwt: None,
+        })
+    }
+
+    /// Also accepts JWTs from an OpenID Connect issuer.
+    pub fn with_jwt(mut self, verifier: jwt::JwtVerifier) -> Self {
+        self.jwt = Some(verifier);
+        self
+    }
+
+    pub fn jwt(&self) -> Option<&jwt::JwtVerifier> {
+        self.jwt.as_ref()
     }
 
     pub fn len(&self) -> usize {
@@ -123,8 +142,13 @@ impl Authenticator {
     }
 
     /// The caller behind the request's bearer token.
-    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Arc<Caller>, ApiError> {
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Arc<Caller>, ApiError> {
         let token = bearer_token(headers)?;
+        if let Some(verifier) = &self.jwt
+            && token.split('.').count() == 3
+        {
+            return verifier.verify(token).await.map(Arc::new);
+        }
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         self.by_digest.get(&digest).cloned().ok_or_else(|| {
             ApiError::unauthenticated("AUTH-TOKEN-INVALID", "The bearer token is not valid")
@@ -189,8 +213,8 @@ mod tests {
         h
     }
 
-    #[test]
-    fn authenticates_by_hash_and_scopes_permissions() {
+    #[tokio::test]
+    async fn authenticates_by_hash_and_scopes_permissions() {
         let (token, entry) = new_token("backend", vec!["org1".into()], vec![PASSKEY_WRITE.into()]);
         assert!(!entry.sha256.contains(&token));
         let auth = Authenticator::from_entries(&[entry]).unwrap();
@@ -207,7 +231,7 @@ mod tests {
         );
 
         for bad in ["Bearer nope", "Basic abc", "Bearer", &token] {
-            let err = auth.authenticate(&headers(bad)).unwrap_err();
+            let err = auth.authenticate(&headers(bad)).await.unwrap_err();
             assert_eq!(
                 err.code,
                 passlink_shared::error::Code::Unauthenticated,
@@ -215,7 +239,7 @@ mod tests {
             );
             assert!(!err.message.contains(&token));
         }
-        let err = auth.authenticate(&HeaderMap::new()).unwrap_err();
+        let err = auth.authenticate(&HeaderMap::new()).await.unwrap_err();
         assert_eq!(err.id, "AUTH-TOKEN-MISSING");
     }
 
