@@ -219,16 +219,13 @@ mod tests {
         assert!(!entry.sha256.contains(&token));
         let auth = Authenticator::from_entries(&[entry]).unwrap();
 
-        let caller = auth
-            .authenticate(&headers(&format!("Bearer {token}")))
-            .unwrap();
+        let bearer = headers(&format!("Bearer {token}"));
+        let caller = auth.authenticate(&bearer).await.unwrap();
         assert_eq!(caller.subject, "backend");
         assert!(caller.scope(PASSKEY_WRITE).is_some());
         assert!(caller.scope(USER_WRITE).is_none());
-        assert!(
-            auth.authenticate(&headers(&format!("bearer  {token} ")))
-                .is_ok()
-        );
+        let lowercase = headers(&format!("bearer  {token} "));
+        assert!(auth.authenticate(&lowercase).await.is_ok());
 
         for bad in ["Bearer nope", "Basic abc", "Bearer", &token] {
             let err = auth.authenticate(&headers(bad)).await.unwrap_err();
