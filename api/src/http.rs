@@ -38,14 +38,19 @@ pub fn error(err: &ApiError) -> HttpResponse {
     response
 }
 
-/// Reads a JSON request body of at most `limit` bytes.
-///
-/// An empty body counts as `{}` (all fields default), as gRPC-gateway does;
-/// a non-empty body must be declared `application/json`.
+/// Reads and decodes a JSON request body of at most `limit` bytes.
 pub async fn read_json<T: DeserializeOwned>(
     req: Request<Incoming>,
     limit: usize,
 ) -> Result<T, ApiError> {
+    decode(&read_body(req, limit).await?)
+}
+
+/// Reads a request body of at most `limit` bytes.
+///
+/// An empty body counts as `{}` (all fields default), as gRPC-gateway does;
+/// a non-empty body must be declared `application/json`.
+pub async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, ApiError> {
     let too_large = || {
         ApiError::new(
             passlink_shared::error::Code::ResourceExhausted,
@@ -78,7 +83,7 @@ pub async fn read_json<T: DeserializeOwned>(
         .to_bytes();
 
     if body.iter().all(u8::is_ascii_whitespace) {
-        return decode(b"{}");
+        return Ok(Bytes::from_static(b"{}"));
     }
     if !is_json(content_type.as_ref()) {
         return Err(ApiError::invalid(
@@ -87,19 +92,10 @@ pub async fn read_json<T: DeserializeOwned>(
         )
         .with_http_status(415));
     }
-    decode(&body)
+    Ok(body)
 }
 
-/// Decodes JSON with the error message of serde, which names the field and
-/// position but never echoes secrets (the request has none to echo).
-pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|err| {
-        ApiError::invalid(
-            "REQ-JSON-INVALID",
-            format!("The request body is not valid: {err}"),
-        )
-    })
-}
+pub use passlink_shared::link_request::decode_json as decode;
 
 fn is_json(content_type: Option<&HeaderValue>) -> bool {
     let Some(value) = content_type.and_then(|v| v.to_str().ok()) else {

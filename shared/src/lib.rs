@@ -8,6 +8,7 @@ pub mod config;
 pub mod error;
 pub mod job;
 pub mod json;
+pub mod link_request;
 pub mod link_template;
 pub mod metrics;
 pub mod seal;

@@ -6,49 +6,17 @@ use hyper::body::Incoming;
 use passlink_shared::code::new_id;
 use passlink_shared::error::ApiError;
 use passlink_shared::job::{JOB_VERSION, SendLinkJob};
-use passlink_shared::json::Object;
-use passlink_shared::link_template::{LinkTemplate, TemplateError};
+pub use passlink_shared::link_request::Medium;
 use passlink_shared::store::{CreateLink, LinkOutcome};
 use passlink_shared::time::{now_ms, rfc3339_ms};
 use passlink_shared::user::validate_user_id;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use uuid::Uuid;
 
 use crate::app::App;
 use crate::auth::{Caller, PASSKEY_WRITE};
 use crate::handlers::{Details, store_error};
-use crate::http::{HttpResponse, json, read_json};
-
-/// The request body; field names as protojson writes and reads them.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreateLinkBody {
-    #[serde(rename = "userId", alias = "user_id", default)]
-    user_id: Option<String>,
-    #[serde(rename = "sendLink", alias = "send_link", default)]
-    send_link: Option<Object<SendLinkBody>>,
-    #[serde(rename = "returnCode", alias = "return_code", default)]
-    return_code: Option<Object<ReturnCodeBody>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SendLinkBody {
-    #[serde(rename = "urlTemplate", alias = "url_template", default)]
-    url_template: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ReturnCodeBody {}
-
-/// What the caller asked for, validated.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Medium {
-    /// Email the link; `None` uses the configured default link.
-    Send(Option<String>),
-    Return,
-}
+use crate::http::{HttpResponse, json, read_body};
 
 #[derive(Serialize)]
 struct CodeBody<'a> {
@@ -70,10 +38,13 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let user_id = crate::http::path_segment(raw_user_id)?;
     let caller = app.caller(req.headers()).await?;
-    let Object(body): Object<CreateLinkBody> =
-        read_json(req, app.config.http.max_body_bytes).await?;
+    let body = read_body(req, app.config.http.max_body_bytes).await?;
     validate_user_id(&user_id)?;
-    let medium = medium(body, &user_id, &app.config.common.allowed_link_schemes)?;
+    let medium = passlink_shared::link_request::decode(
+        &body,
+        &user_id,
+        &app.config.common.allowed_link_schemes,
+    )?;
 
     let created = create_link(app, &caller, &user_id, medium).await?;
     Ok(json(StatusCode::OK, &created.response()))
@@ -201,56 +172,6 @@ pub async fn create_link(
     }
 }
 
-/// Checks the oneof, the template and a body `userId`.
-fn medium(
-    body: CreateLinkBody,
-    path_user_id: &str,
-    allowed_schemes: &[String],
-) -> Result<Medium, ApiError> {
-    if body.user_id.as_deref().is_some_and(|id| id != path_user_id) {
-        return Err(ApiError::invalid(
-            "LINK-USER-MISMATCH",
-            "The userId in the body differs from the one in the path",
-        ));
-    }
-    match (body.send_link, body.return_code) {
-        (Some(_), Some(_)) => Err(ApiError::invalid(
-            "LINK-MEDIUM-BOTH",
-            "Give either sendLink or returnCode, not both",
-        )),
-        (_, Some(_)) => Ok(Medium::Return),
-        (
-            Some(Object(SendLinkBody {
-                url_template: Some(template),
-            })),
-            None,
-        ) => {
-            check_template(&template, allowed_schemes)?;
-            Ok(Medium::Send(Some(template)))
-        }
-        (Some(Object(SendLinkBody { url_template: None })), None) | (None, None) => {
-            Ok(Medium::Send(None))
-        }
-    }
-}
-
-/// Refuses a template that would not make a safe, complete link.
-pub fn check_template(template: &str, allowed_schemes: &[String]) -> Result<(), ApiError> {
-    let to_error = |err: TemplateError| {
-        let id = match err {
-            TemplateError::Length => "LINK-TEMPLATE-LENGTH",
-            TemplateError::Unclosed(_) | TemplateError::StrayBrace(_) => "LINK-TEMPLATE-SYNTAX",
-            TemplateError::UnknownPlaceholder(..) => "LINK-TEMPLATE-PLACEHOLDER",
-            TemplateError::InvalidUrl(_) | TemplateError::Scheme(_) => "LINK-TEMPLATE-URL",
-        };
-        ApiError::invalid(id, format!("urlTemplate is not valid: {err}"))
-    };
-    LinkTemplate::parse(template)
-        .map_err(to_error)?
-        .check(allowed_schemes)
-        .map_err(to_error)
-}
-
 fn user_not_found() -> ApiError {
     ApiError::not_found("USER-404", "User could not be found")
 }
@@ -331,77 +252,4 @@ async fn status_body(app: &App, user_id: &str, code_id: &Uuid) -> Result<HttpRes
             expiration_date: status.expires_ms.map(rfc3339_ms),
         },
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(json: &str) -> Result<Medium, ApiError> {
-        let Object(body): Object<CreateLinkBody> = crate::http::decode(json.as_bytes())?;
-        medium(body, "u1", &[])
-    }
-
-    #[test]
-    fn media_of_the_contract() {
-        let template = "https://example.com/r?u={{.UserID}}&c={{.Code}}";
-        assert_eq!(
-            parse(&format!(r#"{{"sendLink":{{"urlTemplate":"{template}"}}}}"#)).unwrap(),
-            Medium::Send(Some(template.to_owned()))
-        );
-        assert_eq!(
-            parse(&format!(
-                r#"{{"send_link":{{"url_template":"{template}"}}}}"#
-            ))
-            .unwrap(),
-            Medium::Send(Some(template.to_owned()))
-        );
-        assert_eq!(parse(r#"{"sendLink":{}}"#).unwrap(), Medium::Send(None));
-        assert_eq!(parse(r#"{}"#).unwrap(), Medium::Send(None));
-        assert_eq!(parse(r#"{"sendLink":null}"#).unwrap(), Medium::Send(None));
-        assert_eq!(parse(r#"{"returnCode":{}}"#).unwrap(), Medium::Return);
-        assert_eq!(parse(r#"{"return_code":{}}"#).unwrap(), Medium::Return);
-        assert_eq!(
-            parse(r#"{"userId":"u1","returnCode":{}}"#).unwrap(),
-            Medium::Return
-        );
-    }
-
-    #[test]
-    fn refusals() {
-        let cases = [
-            (r#"{"sendLink":{},"returnCode":{}}"#, "LINK-MEDIUM-BOTH"),
-            (r#"{"sendLink":{},"extra":1}"#, "REQ-JSON-INVALID"),
-            (r#"{"returnCode":{"x":1}}"#, "REQ-JSON-INVALID"),
-            (r#"{"sendLink":{"urlTemplate":""}}"#, "LINK-TEMPLATE-LENGTH"),
-            (
-                r#"{"sendLink":{"urlTemplate":"https://x/{{.Code}"}}"#,
-                "LINK-TEMPLATE-SYNTAX",
-            ),
-            (
-                r#"{"sendLink":{"urlTemplate":"https://x/{{.Nope}}"}}"#,
-                "LINK-TEMPLATE-PLACEHOLDER",
-            ),
-            (
-                r#"{"sendLink":{"urlTemplate":"javascript:x({{.Code}})"}}"#,
-                "LINK-TEMPLATE-URL",
-            ),
-            (r#"{"sendLink":"x"}"#, "REQ-JSON-INVALID"),
-            (r#"{"sendLink":[]}"#, "REQ-JSON-INVALID"),
-            (r#"{"returnCode":[]}"#, "REQ-JSON-INVALID"),
-            (r#"[]"#, "REQ-JSON-INVALID"),
-            (r#"{"sendLink":{},"send_link":{}}"#, "REQ-JSON-INVALID"),
-            (r#"{"userId":"u2"}"#, "LINK-USER-MISMATCH"),
-            (r#"[1]"#, "REQ-JSON-INVALID"),
-            (r#"{"#, "REQ-JSON-INVALID"),
-        ];
-        for (json, id) in cases {
-            assert_eq!(parse(json).unwrap_err().id, id, "{json}");
-        }
-        let long = format!(
-            r#"{{"sendLink":{{"urlTemplate":"https://x/{}"}}}}"#,
-            "a".repeat(191)
-        );
-        assert_eq!(parse(&long).unwrap_err().id, "LINK-TEMPLATE-LENGTH");
-    }
 }

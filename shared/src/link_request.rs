@@ -1,0 +1,189 @@
+//! The create-link request as the contract defines it: decoding (protojson
+//! field names, unknown fields refused, messages only as objects) and
+//! validation (the medium oneof, the link template). Independent of the
+//! transport, so that every protocol and the fuzz targets share it.
+
+use serde::Deserialize;
+
+use crate::error::ApiError;
+use crate::json::Object;
+use crate::link_template::{LinkTemplate, TemplateError};
+
+/// The request body; field names as protojson writes and reads them.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateLinkBody {
+    #[serde(rename = "userId", alias = "user_id", default)]
+    user_id: Option<String>,
+    #[serde(rename = "sendLink", alias = "send_link", default)]
+    send_link: Option<Object<SendLinkBody>>,
+    #[serde(rename = "returnCode", alias = "return_code", default)]
+    return_code: Option<Object<ReturnCodeBody>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SendLinkBody {
+    #[serde(rename = "urlTemplate", alias = "url_template", default)]
+    url_template: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReturnCodeBody {}
+
+/// What the caller asked for, validated.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Medium {
+    /// Email the link; `None` uses the configured default link.
+    Send(Option<String>),
+    Return,
+}
+
+/// Decodes and validates a JSON request body; an empty body means `{}`.
+pub fn decode(
+    body: &[u8],
+    path_user_id: &str,
+    allowed_schemes: &[String],
+) -> Result<Medium, ApiError> {
+    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        body
+    };
+    let Object(request) = decode_json::<Object<CreateLinkBody>>(body)?;
+    medium(request, path_user_id, allowed_schemes)
+}
+
+/// Decodes JSON with serde's message, which names the field and position;
+/// the request holds no secret it could echo.
+pub fn decode_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|err| {
+        ApiError::invalid(
+            "REQ-JSON-INVALID",
+            format!("The request body is not valid: {err}"),
+        )
+    })
+}
+
+/// Checks the oneof, the template and a body `userId`.
+pub fn medium(
+    body: CreateLinkBody,
+    path_user_id: &str,
+    allowed_schemes: &[String],
+) -> Result<Medium, ApiError> {
+    if body.user_id.as_deref().is_some_and(|id| id != path_user_id) {
+        return Err(ApiError::invalid(
+            "LINK-USER-MISMATCH",
+            "The userId in the body differs from the one in the path",
+        ));
+    }
+    match (body.send_link, body.return_code) {
+        (Some(_), Some(_)) => Err(ApiError::invalid(
+            "LINK-MEDIUM-BOTH",
+            "Give either sendLink or returnCode, not both",
+        )),
+        (_, Some(_)) => Ok(Medium::Return),
+        (
+            Some(Object(SendLinkBody {
+                url_template: Some(template),
+            })),
+            None,
+        ) => {
+            check_template(&template, allowed_schemes)?;
+            Ok(Medium::Send(Some(template)))
+        }
+        (Some(Object(SendLinkBody { url_template: None })), None) | (None, None) => {
+            Ok(Medium::Send(None))
+        }
+    }
+}
+
+/// Refuses a template that would not make a safe, complete link.
+pub fn check_template(template: &str, allowed_schemes: &[String]) -> Result<(), ApiError> {
+    let to_error = |err: TemplateError| {
+        let id = match err {
+            TemplateError::Length => "LINK-TEMPLATE-LENGTH",
+            TemplateError::Unclosed(_) | TemplateError::StrayBrace(_) => "LINK-TEMPLATE-SYNTAX",
+            TemplateError::UnknownPlaceholder(..) => "LINK-TEMPLATE-PLACEHOLDER",
+            TemplateError::InvalidUrl(_) | TemplateError::Scheme(_) => "LINK-TEMPLATE-URL",
+        };
+        ApiError::invalid(id, format!("urlTemplate is not valid: {err}"))
+    };
+    LinkTemplate::parse(template)
+        .map_err(to_error)?
+        .check(allowed_schemes)
+        .map_err(to_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> Result<Medium, ApiError> {
+        decode(json.as_bytes(), "u1", &[])
+    }
+
+    #[test]
+    fn media_of_the_contract() {
+        let template = "https://example.com/r?u={{.UserID}}&c={{.Code}}";
+        assert_eq!(
+            parse(&format!(r#"{{"sendLink":{{"urlTemplate":"{template}"}}}}"#)).unwrap(),
+            Medium::Send(Some(template.to_owned()))
+        );
+        assert_eq!(
+            parse(&format!(
+                r#"{{"send_link":{{"url_template":"{template}"}}}}"#
+            ))
+            .unwrap(),
+            Medium::Send(Some(template.to_owned()))
+        );
+        assert_eq!(parse(r#"{"sendLink":{}}"#).unwrap(), Medium::Send(None));
+        assert_eq!(parse(r#"{}"#).unwrap(), Medium::Send(None));
+        assert_eq!(parse(r#"{"sendLink":null}"#).unwrap(), Medium::Send(None));
+        assert_eq!(parse(r#"{"returnCode":{}}"#).unwrap(), Medium::Return);
+        assert_eq!(parse(r#"{"return_code":{}}"#).unwrap(), Medium::Return);
+        assert_eq!(
+            parse(r#"{"userId":"u1","returnCode":{}}"#).unwrap(),
+            Medium::Return
+        );
+    }
+
+    #[test]
+    fn refusals() {
+        let cases = [
+            (r#"{"sendLink":{},"returnCode":{}}"#, "LINK-MEDIUM-BOTH"),
+            (r#"{"sendLink":{},"extra":1}"#, "REQ-JSON-INVALID"),
+            (r#"{"returnCode":{"x":1}}"#, "REQ-JSON-INVALID"),
+            (r#"{"sendLink":{"urlTemplate":""}}"#, "LINK-TEMPLATE-LENGTH"),
+            (
+                r#"{"sendLink":{"urlTemplate":"https://x/{{.Code}"}}"#,
+                "LINK-TEMPLATE-SYNTAX",
+            ),
+            (
+                r#"{"sendLink":{"urlTemplate":"https://x/{{.Nope}}"}}"#,
+                "LINK-TEMPLATE-PLACEHOLDER",
+            ),
+            (
+                r#"{"sendLink":{"urlTemplate":"javascript:x({{.Code}})"}}"#,
+                "LINK-TEMPLATE-URL",
+            ),
+            (r#"{"sendLink":"x"}"#, "REQ-JSON-INVALID"),
+            (r#"{"sendLink":[]}"#, "REQ-JSON-INVALID"),
+            (r#"{"returnCode":[]}"#, "REQ-JSON-INVALID"),
+            (r#"[]"#, "REQ-JSON-INVALID"),
+            (r#"{"sendLink":{},"send_link":{}}"#, "REQ-JSON-INVALID"),
+            (r#"{"userId":"u2"}"#, "LINK-USER-MISMATCH"),
+            (r#"[1]"#, "REQ-JSON-INVALID"),
+            (r#"{"#, "REQ-JSON-INVALID"),
+        ];
+        for (json, id) in cases {
+            assert_eq!(parse(json).unwrap_err().id, id, "{json}");
+        }
+        let long = format!(
+            r#"{{"sendLink":{{"urlTemplate":"https://x/{}"}}}}"#,
+            "a".repeat(191)
+        );
+        assert_eq!(parse(&long).unwrap_err().id, "LINK-TEMPLATE-LENGTH");
+    }
+}
