@@ -7,6 +7,8 @@ use std::time::Duration;
 use passlink_shared::config::{ConfigError, Reader, Source};
 use passlink_shared::settings::CommonSettings;
 
+use crate::grpc::CorsPolicy;
+
 #[derive(Clone, Debug)]
 pub struct ApiConfig {
     pub common: CommonSettings,
@@ -14,6 +16,8 @@ pub struct ApiConfig {
     pub tokens_file: PathBuf,
     pub http: HttpLimits,
     pub relay: RelaySettings,
+    /// Browser origins that may call the gRPC-web API.
+    pub grpc_web_cors: CorsPolicy,
     /// How long open requests and the relay may take to finish on shutdown.
     pub shutdown_grace: Duration,
     /// How long start-up waits for Redis.
@@ -72,10 +76,20 @@ impl ApiConfig {
                 confirm_timeout: r
                     .duration("PASSLINK_RELAY_CONFIRM_TIMEOUT", Duration::from_secs(15)),
             },
+            grpc_web_cors: cors_policy(&mut r),
             shutdown_grace: r.duration("PASSLINK_SHUTDOWN_GRACE", Duration::from_secs(20)),
             startup_patience: r.duration("PASSLINK_STARTUP_PATIENCE", Duration::from_secs(30)),
         };
         r.finish()?;
         Ok(config)
     }
+}
+
+fn cors_policy(r: &mut Reader<'_>) -> CorsPolicy {
+    const NAME: &str = "PASSLINK_GRPC_WEB_CORS_ORIGINS";
+    let origins = r.list(NAME, &[]);
+    CorsPolicy::from_list(&origins).unwrap_or_else(|err| {
+        r.fail(NAME, err);
+        CorsPolicy::Off
+    })
 }

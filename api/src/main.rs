@@ -5,6 +5,8 @@
 mod app;
 mod auth;
 mod config;
+mod front;
+mod grpc;
 mod handlers;
 mod http;
 mod import;

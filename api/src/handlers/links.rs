@@ -72,11 +72,52 @@ pub async fn create(
     let caller = app.auth.authenticate(req.headers())?;
     let Object(body): Object<CreateLinkBody> =
         read_json(req, app.config.http.max_body_bytes).await?;
-    validate_user_id(&user_id)?;
-    let medium = medium(body, &user_id, &app.config.common.allowed_link_schemes)?;
+    let request = link_request(body, &user_id)?;
 
-    let created = create_link(app, &caller, &user_id, medium).await?;
+    let created = handle_request(app, &caller, request).await?;
     Ok(json(StatusCode::OK, &created.response()))
+}
+
+/// A request for a link as any protocol states it, before validation.
+#[derive(Debug, PartialEq, Eq)]
+pub struct LinkRequest<'a> {
+    pub user_id: &'a str,
+    /// `sendLink`, with its template when it has one.
+    pub send_link: Option<Option<String>>,
+    pub return_code: bool,
+}
+
+/// Validates a request and creates its link: the one path JSON, gRPC and
+/// gRPC-web all take once they have authenticated the caller and decoded
+/// the request, so that they refuse and answer alike.
+pub async fn handle_request(
+    app: &App,
+    caller: &Caller,
+    request: LinkRequest<'_>,
+) -> Result<Created, ApiError> {
+    validate_user_id(request.user_id)?;
+    let medium = medium(
+        request.send_link,
+        request.return_code,
+        &app.config.common.allowed_link_schemes,
+    )?;
+    create_link(app, caller, request.user_id, medium).await
+}
+
+/// The JSON body as a protocol-neutral request; a body `userId` must agree
+/// with the path.
+fn link_request(body: CreateLinkBody, path_user_id: &str) -> Result<LinkRequest<'_>, ApiError> {
+    if body.user_id.as_deref().is_some_and(|id| id != path_user_id) {
+        return Err(ApiError::invalid(
+            "LINK-USER-MISMATCH",
+            "The userId in the body differs from the one in the path",
+        ));
+    }
+    Ok(LinkRequest {
+        user_id: path_user_id,
+        send_link: body.send_link.map(|Object(send)| send.url_template),
+        return_code: body.return_code.is_some(),
+    })
 }
 
 /// The result of creating a link, before it is written out in some format.
@@ -183,36 +224,23 @@ pub async fn create_link(
     }
 }
 
-/// Checks the oneof, the template and a body `userId`.
+/// Checks the oneof and the template.
 fn medium(
-    body: CreateLinkBody,
-    path_user_id: &str,
+    send_link: Option<Option<String>>,
+    return_code: bool,
     allowed_schemes: &[String],
 ) -> Result<Medium, ApiError> {
-    if body.user_id.as_deref().is_some_and(|id| id != path_user_id) {
-        return Err(ApiError::invalid(
-            "LINK-USER-MISMATCH",
-            "The userId in the body differs from the one in the path",
-        ));
-    }
-    match (body.send_link, body.return_code) {
-        (Some(_), Some(_)) => Err(ApiError::invalid(
+    match (send_link, return_code) {
+        (Some(_), true) => Err(ApiError::invalid(
             "LINK-MEDIUM-BOTH",
             "Give either sendLink or returnCode, not both",
         )),
-        (_, Some(_)) => Ok(Medium::Return),
-        (
-            Some(Object(SendLinkBody {
-                url_template: Some(template),
-            })),
-            None,
-        ) => {
+        (None, true) => Ok(Medium::Return),
+        (Some(Some(template)), false) => {
             check_template(&template, allowed_schemes)?;
             Ok(Medium::Send(Some(template)))
         }
-        (Some(Object(SendLinkBody { url_template: None })), None) | (None, None) => {
-            Ok(Medium::Send(None))
-        }
+        (Some(None) | None, false) => Ok(Medium::Send(None)),
     }
 }
 
@@ -321,7 +349,8 @@ mod tests {
 
     fn parse(json: &str) -> Result<Medium, ApiError> {
         let Object(body): Object<CreateLinkBody> = crate::http::decode(json.as_bytes())?;
-        medium(body, "u1", &[])
+        let request = link_request(body, "u1")?;
+        medium(request.send_link, request.return_code, &[])
     }
 
     #[test]
