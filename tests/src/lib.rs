@@ -6,6 +6,7 @@
 //! (maildev) on its own ports. Tests therefore run in parallel and never see
 //! each other's data; a stack removes its keys and queues when dropped.
 
+pub mod grpc;
 pub mod maildev;
 pub mod process;
 pub mod proxy;
