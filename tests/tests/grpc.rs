@@ -265,6 +265,27 @@ async fn grpc_refusals_carry_the_contract_codes_and_ids() {
         2,
         "only the user write and this link"
     );
+
+    // Every call is counted, refusals by the contract's HTTP status.
+    let count = |status: &'static str| {
+        let labels = [r#"route="grpc_create_link""#, status];
+        let stack = &stack;
+        async move {
+            stack
+                .metric(&stack.api_url, "passlink_http_requests_total", &labels)
+                .await
+        }
+    };
+    assert_eq!(count(r#"status="200""#).await, 1.0);
+    assert_eq!(count(r#"status="401""#).await, 2.0);
+    assert_eq!(count(r#"status="403""#).await, 2.0);
+    assert_eq!(count(r#"status="404""#).await, 1.0);
+    assert_eq!(count(r#"status="400""#).await, 5.0);
+    assert_eq!(
+        count(r#"status="429""#).await,
+        1.0,
+        "the message over the limit"
+    );
 }
 
 #[tokio::test]

@@ -12,6 +12,7 @@ mod status;
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Instant;
 
 use http::header::{CONTENT_TYPE, ORIGIN};
 use http::{HeaderMap, Request, Response, Version};
@@ -27,6 +28,10 @@ pub use cors::CorsPolicy;
 
 use crate::app::App;
 use crate::http::HttpResponse;
+use crate::metrics::ApiMetrics;
+
+/// The request path of the one method.
+const METHOD_PATH: &str = "/zitadel.user.v3alpha.UserService/CreateWebAuthNRegistrationLink";
 
 /// The two ways of speaking gRPC that the service understands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,6 +82,7 @@ pub struct GrpcApi {
     web: GrpcWebService<Server>,
     cors: Arc<CorsPolicy>,
     max_message_bytes: usize,
+    metrics: ApiMetrics,
 }
 
 impl GrpcApi {
@@ -84,6 +90,7 @@ impl GrpcApi {
         // The JSON body limit holds for a gRPC message too.
         let max_message_bytes = app.config.http.max_body_bytes;
         let cors = Arc::new(app.config.grpc_web_cors.clone());
+        let metrics = app.metrics.clone();
         let grpc = UserServiceServer::new(service::LinkService::new(app))
             .max_decoding_message_size(max_message_bytes);
         Self {
@@ -91,6 +98,7 @@ impl GrpcApi {
             grpc,
             cors,
             max_message_bytes,
+            metrics,
         }
     }
 
@@ -111,6 +119,12 @@ impl GrpcApi {
 
     /// Answers a gRPC or gRPC-web request.
     pub async fn call(&self, flavor: Flavor, req: Request<Incoming>) -> Response<Body> {
+        let started = Instant::now();
+        let route = if req.uri().path() == METHOD_PATH {
+            service::ROUTE
+        } else {
+            "grpc_unknown_method"
+        };
         let mut response = match flavor {
             Flavor::Plain => self.grpc.clone().call(req).await,
             Flavor::Web => {
@@ -124,6 +138,13 @@ impl GrpcApi {
         }
         .unwrap_or_else(|never: Infallible| match never {});
         status::rewrite_transport_status(response.headers_mut(), self.max_message_bytes);
+
+        // A unary call's answer is complete when its headers are: the
+        // handler has run. The status label is the contract's HTTP status
+        // of the outcome, so that dashboards read all protocols alike.
+        let status = status::http_equivalent(response.headers());
+        self.metrics
+            .request(route, "POST", status, started.elapsed());
         response
     }
 }
@@ -133,8 +154,8 @@ impl GrpcApi {
 pub fn unsupported_content_type() -> ApiError {
     ApiError::invalid(
         "GRPC-CONTENT-TYPE",
-        "The service speaks application/grpc, application/grpc+proto and \
-         application/grpc-web(+proto)",
+        "The service speaks application/grpc(+proto) and \
+         application/grpc-web(-text)(+proto)",
     )
     .with_http_status(415)
 }

@@ -4,7 +4,6 @@
 //! does not check in the same place.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use passlink_proto::{
     AuthenticatorRegistrationCode, CreateWebAuthNRegistrationLinkRequest,
@@ -17,8 +16,8 @@ use crate::app::App;
 use crate::grpc::status::to_status;
 use crate::handlers::links::{Created, LinkRequest, handle_request};
 
-/// The route name of gRPC and gRPC-web calls in metrics.
-const ROUTE: &str = "grpc_create_link";
+/// The route name of the method in logs and metrics.
+pub const ROUTE: &str = "grpc_create_link";
 
 /// The service implementation tonic's generated server calls.
 pub struct LinkService {
@@ -38,13 +37,15 @@ impl LinkService {
         // gRPC-web too), so the bearer token is read exactly as for JSON.
         let caller = self.app.auth.authenticate(request.metadata().as_ref())?;
         let message = request.into_inner();
+        let (send_link, return_code) = match message.medium {
+            Some(Medium::SendLink(send)) => (Some(send.url_template), false),
+            Some(Medium::ReturnCode(_)) => (None, true),
+            None => (None, false),
+        };
         let request = LinkRequest {
             user_id: &message.user_id,
-            send_link: match &message.medium {
-                Some(Medium::SendLink(send)) => Some(send.url_template.clone()),
-                Some(Medium::ReturnCode(_)) | None => None,
-            },
-            return_code: matches!(message.medium, Some(Medium::ReturnCode(_))),
+            send_link,
+            return_code,
         };
         let created = handle_request(&self.app, &caller, request).await?;
         Ok(response(created))
@@ -57,16 +58,7 @@ impl UserService for LinkService {
         &self,
         request: Request<CreateWebAuthNRegistrationLinkRequest>,
     ) -> Result<Response<CreateWebAuthNRegistrationLinkResponse>, Status> {
-        let started = Instant::now();
-        let result = self.create(request).await;
-
-        // The status label is the contract's HTTP status of the outcome, so
-        // that dashboards read gRPC and JSON alike.
-        let status = result.as_ref().map_or_else(ApiError::status, |_| 200);
-        self.app
-            .metrics
-            .request(ROUTE, "POST", status, started.elapsed());
-        match result {
+        match self.create(request).await {
             Ok(response) => Ok(Response::new(response)),
             Err(err) => {
                 crate::handlers::log_failure(&err, ROUTE);

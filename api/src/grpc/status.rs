@@ -69,6 +69,34 @@ pub fn rewrite_transport_status(headers: &mut HeaderMap, max_message_bytes: usiz
     }
 }
 
+/// The contract's HTTP status for the outcome of a gRPC response, read from
+/// the headers: none there means the call succeeded (its status follows in
+/// the trailers). Codes outside the contract's table map as Google's API
+/// guidelines map them.
+pub fn http_equivalent(headers: &HeaderMap) -> u16 {
+    let Some(value) = headers.get(Status::GRPC_STATUS) else {
+        return 200;
+    };
+    match tonic::Code::from_bytes(value.as_bytes()) {
+        tonic::Code::Ok => 200,
+        tonic::Code::InvalidArgument => Code::InvalidArgument.http_status(),
+        tonic::Code::NotFound => Code::NotFound.http_status(),
+        tonic::Code::PermissionDenied => Code::PermissionDenied.http_status(),
+        tonic::Code::ResourceExhausted => Code::ResourceExhausted.http_status(),
+        tonic::Code::FailedPrecondition => Code::FailedPrecondition.http_status(),
+        tonic::Code::Unimplemented => Code::Unimplemented.http_status(),
+        tonic::Code::Unavailable => Code::Unavailable.http_status(),
+        tonic::Code::Unauthenticated => Code::Unauthenticated.http_status(),
+        tonic::Code::Cancelled => 499,
+        tonic::Code::DeadlineExceeded => 504,
+        tonic::Code::AlreadyExists | tonic::Code::Aborted => 409,
+        tonic::Code::OutOfRange => 400,
+        tonic::Code::Unknown | tonic::Code::Internal | tonic::Code::DataLoss => {
+            Code::Internal.http_status()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,6 +121,21 @@ mod tests {
             assert_eq!(tonic_code(code) as i32, number);
             assert_eq!(code as i32, number);
         }
+    }
+
+    #[test]
+    fn outcomes_count_as_their_http_status() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(http_equivalent(&headers), 200);
+        to_status(&ApiError::not_found("USER-404", "User could not be found"))
+            .add_header(&mut headers)
+            .unwrap();
+        assert_eq!(http_equivalent(&headers), 404);
+        let mut headers = HeaderMap::new();
+        Status::unauthenticated("x")
+            .add_header(&mut headers)
+            .unwrap();
+        assert_eq!(http_equivalent(&headers), 401);
     }
 
     #[test]
