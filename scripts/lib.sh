@@ -46,13 +46,15 @@ ensure_rabbitmq() {
   rabbitmqctl -q await_startup >/dev/null 2>&1 || true
 }
 
-# The pinned Node.js tools (the maildev SMTP catcher).
+# The pinned Node.js tools (the maildev SMTP catcher, the gRPC-web client's
+# Connect libraries).
 ensure_node_tools() {
   command -v node >/dev/null || die "Node.js is not installed (apt-get install nodejs npm)"
   local tools="$PASSLINK_ROOT/tools"
   if [ ! -x "$tools/node_modules/.bin/maildev" ] \
+     || [ ! -d "$tools/node_modules/@connectrpc/connect-node" ] \
      || [ "$tools/package-lock.json" -nt "$tools/node_modules/.package-lock.json" ]; then
-    say "installing the pinned Node.js tools (maildev)"
+    say "installing the pinned Node.js tools (maildev, Connect)"
     npm ci --prefix "$tools" --no-audit --no-fund --loglevel=error >/dev/null
   fi
 }

@@ -8,6 +8,7 @@ use passlink_shared::config::{ConfigError, Reader, Source};
 use passlink_shared::settings::CommonSettings;
 
 use crate::auth::jwt::JwtSettings;
+use crate::grpc::CorsPolicy;
 
 #[derive(Clone, Debug)]
 pub struct ApiConfig {
@@ -19,6 +20,8 @@ pub struct ApiConfig {
     pub http: HttpLimits,
     pub relay: RelaySettings,
     pub limits: RateLimits,
+    /// Browser origins that may call the gRPC-web API.
+    pub grpc_web_cors: CorsPolicy,
     /// How long open requests and the relay may take to finish on shutdown.
     pub shutdown_grace: Duration,
     /// How long start-up waits for Redis.
@@ -126,10 +129,20 @@ impl ApiConfig {
                 sync_interval: r
                     .duration("PASSLINK_RATE_SYNC_INTERVAL", Duration::from_millis(100)),
             },
+            grpc_web_cors: cors_policy(&mut r),
             shutdown_grace: r.duration("PASSLINK_SHUTDOWN_GRACE", Duration::from_secs(20)),
             startup_patience: r.duration("PASSLINK_STARTUP_PATIENCE", Duration::from_secs(30)),
         };
         r.finish()?;
         Ok(config)
     }
+}
+
+fn cors_policy(r: &mut Reader<'_>) -> CorsPolicy {
+    const NAME: &str = "PASSLINK_GRPC_WEB_CORS_ORIGINS";
+    let origins = r.list(NAME, &[]);
+    CorsPolicy::from_list(&origins).unwrap_or_else(|err| {
+        r.fail(NAME, err);
+        CorsPolicy::Off
+    })
 }

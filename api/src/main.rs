@@ -5,6 +5,8 @@
 mod app;
 mod auth;
 mod config;
+mod front;
+mod grpc;
 mod handlers;
 mod http;
 mod import;
@@ -51,6 +53,10 @@ enum Command {
     Token(TokenCommand),
     /// Check the configuration and exit.
     CheckConfig,
+    /// Write the gRPC API's protobuf descriptor set (all .proto files with
+    /// their imports) to a file, for `grpcurl -protoset` and gRPC-web
+    /// clients that load descriptors at run time.
+    Protoset { file: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -96,6 +102,11 @@ fn main() -> ExitCode {
                 permissions,
                 file,
             }) => create_token(subject, orgs, permissions, file),
+            Command::Protoset { file } => {
+                std::fs::write(&file, passlink_proto::FILE_DESCRIPTOR_SET)
+                    .with_context(|| format!("cannot write {}", file.display()))
+                    .map(|()| ExitCode::SUCCESS)
+            }
             Command::CheckConfig => load_config().map(|_| {
                 println!("configuration is valid");
                 ExitCode::SUCCESS

@@ -8,7 +8,7 @@ use hyper::body::Incoming;
 use passlink_shared::error::{ApiError, Code};
 
 use crate::app::App;
-use crate::handlers::{health, links, users};
+use crate::handlers::{self, health, links, users};
 use crate::http::{HttpResponse, error, with_body};
 
 /// An endpoint, with the raw (still percent-encoded) path parameters.
@@ -104,9 +104,7 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> HttpResponse {
     let response = match dispatch(&app, route, req).await {
         Ok(response) => response,
         Err(err) => {
-            if matches!(err.code, Code::Internal | Code::Unavailable) {
-                tracing::warn!(error.id = err.id, route = name, "request failed");
-            }
+            handlers::log_failure(&err, name);
             error(&err)
         }
     };

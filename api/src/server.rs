@@ -1,5 +1,6 @@
 //! The HTTP listener: accepts connections up to a cap, serves HTTP/1.1 and
-//! HTTP/2 (h2c) on one port, and drains open requests on shutdown.
+//! HTTP/2 (h2c) on one port (JSON, gRPC and gRPC-web alike, see `front`),
+//! and drains open requests on shutdown.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -13,7 +14,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
 use crate::app::App;
-use crate::routes;
+use crate::front;
+use crate::grpc::GrpcApi;
 
 /// Serves until `shutdown` turns true, then waits up to `grace` for open
 /// requests.
@@ -38,6 +40,7 @@ pub async fn serve(
         .keep_alive_interval(Some(Duration::from_secs(30)))
         .keep_alive_timeout(Duration::from_secs(20));
 
+    let grpc = Arc::new(GrpcApi::new(app.clone()));
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(limits.max_connections));
 
@@ -67,9 +70,11 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
 
         let app = app.clone();
+        let grpc = grpc.clone();
         let service = service_fn(move |req| {
             let app = app.clone();
-            async move { Ok::<_, Infallible>(routes::handle(app, req).await) }
+            let grpc = grpc.clone();
+            async move { Ok::<_, Infallible>(front::handle(app, grpc, req).await) }
         });
         let conn = builder.serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn.into_owned());

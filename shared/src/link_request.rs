@@ -8,6 +8,7 @@ use serde::Deserialize;
 use crate::error::ApiError;
 use crate::json::Object;
 use crate::link_template::{LinkTemplate, TemplateError};
+use crate::user::validate_user_id;
 
 /// The request body; field names as protojson writes and reads them.
 #[derive(Debug, Deserialize)]
@@ -40,19 +41,64 @@ pub enum Medium {
     Return,
 }
 
-/// Decodes and validates a JSON request body; an empty body means `{}`.
-pub fn decode(
-    body: &[u8],
-    path_user_id: &str,
-    allowed_schemes: &[String],
-) -> Result<Medium, ApiError> {
+/// A request for a link as any protocol states it, before validation.
+#[derive(Debug, PartialEq, Eq)]
+pub struct LinkRequest<'a> {
+    pub user_id: &'a str,
+    /// `sendLink`, with its template when it has one.
+    pub send_link: Option<Option<String>>,
+    pub return_code: bool,
+}
+
+impl LinkRequest<'_> {
+    /// Checks the user id, the oneof and the template: the one check JSON,
+    /// gRPC and gRPC-web all make, so that they refuse alike.
+    pub fn validate(&self, allowed_schemes: &[String]) -> Result<Medium, ApiError> {
+        validate_user_id(self.user_id)?;
+        match (&self.send_link, self.return_code) {
+            (Some(_), true) => Err(ApiError::invalid(
+                "LINK-MEDIUM-BOTH",
+                "Give either sendLink or returnCode, not both",
+            )),
+            (None, true) => Ok(Medium::Return),
+            (Some(Some(template)), false) => {
+                check_template(template, allowed_schemes)?;
+                Ok(Medium::Send(Some(template.clone())))
+            }
+            (Some(None) | None, false) => Ok(Medium::Send(None)),
+        }
+    }
+}
+
+/// Decodes a JSON body (an empty body means `{}`) into a request; a body
+/// `userId` must agree with the path.
+pub fn from_json<'a>(body: &[u8], path_user_id: &'a str) -> Result<LinkRequest<'a>, ApiError> {
     let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
         b"{}"
     } else {
         body
     };
-    let Object(request) = decode_json::<Object<CreateLinkBody>>(body)?;
-    medium(request, path_user_id, allowed_schemes)
+    let Object(body) = decode_json::<Object<CreateLinkBody>>(body)?;
+    if body.user_id.as_deref().is_some_and(|id| id != path_user_id) {
+        return Err(ApiError::invalid(
+            "LINK-USER-MISMATCH",
+            "The userId in the body differs from the one in the path",
+        ));
+    }
+    Ok(LinkRequest {
+        user_id: path_user_id,
+        send_link: body.send_link.map(|Object(send)| send.url_template),
+        return_code: body.return_code.is_some(),
+    })
+}
+
+/// Decodes and validates a JSON body, as the API does.
+pub fn decode(
+    body: &[u8],
+    path_user_id: &str,
+    allowed_schemes: &[String],
+) -> Result<Medium, ApiError> {
+    from_json(body, path_user_id)?.validate(allowed_schemes)
 }
 
 /// Decodes JSON with serde's message, which names the field and position;
@@ -64,39 +110,6 @@ pub fn decode_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Api
             format!("The request body is not valid: {err}"),
         )
     })
-}
-
-/// Checks the oneof, the template and a body `userId`.
-pub fn medium(
-    body: CreateLinkBody,
-    path_user_id: &str,
-    allowed_schemes: &[String],
-) -> Result<Medium, ApiError> {
-    if body.user_id.as_deref().is_some_and(|id| id != path_user_id) {
-        return Err(ApiError::invalid(
-            "LINK-USER-MISMATCH",
-            "The userId in the body differs from the one in the path",
-        ));
-    }
-    match (body.send_link, body.return_code) {
-        (Some(_), Some(_)) => Err(ApiError::invalid(
-            "LINK-MEDIUM-BOTH",
-            "Give either sendLink or returnCode, not both",
-        )),
-        (_, Some(_)) => Ok(Medium::Return),
-        (
-            Some(Object(SendLinkBody {
-                url_template: Some(template),
-            })),
-            None,
-        ) => {
-            check_template(&template, allowed_schemes)?;
-            Ok(Medium::Send(Some(template)))
-        }
-        (Some(Object(SendLinkBody { url_template: None })), None) | (None, None) => {
-            Ok(Medium::Send(None))
-        }
-    }
 }
 
 /// Refuses a template that would not make a safe, complete link.

@@ -7,6 +7,7 @@
 //! each other's data; a stack removes its keys and queues when dropped.
 
 pub mod broker;
+pub mod grpc;
 pub mod maildev;
 pub mod process;
 pub mod proxy;

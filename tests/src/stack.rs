@@ -294,6 +294,11 @@ impl Stack {
         lines
     }
 
+    /// The stack's own temporary directory, removed when it is dropped.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.api_url)
     }

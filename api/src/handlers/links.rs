@@ -6,7 +6,7 @@ use hyper::body::Incoming;
 use passlink_shared::code::new_id;
 use passlink_shared::error::ApiError;
 use passlink_shared::job::{JOB_VERSION, SendLinkJob};
-pub use passlink_shared::link_request::Medium;
+pub use passlink_shared::link_request::{LinkRequest, Medium};
 use passlink_shared::store::{CreateLink, LinkOutcome};
 use passlink_shared::time::{now_ms, rfc3339_ms};
 use passlink_shared::user::validate_user_id;
@@ -39,15 +39,22 @@ pub async fn create(
     let user_id = crate::http::path_segment(raw_user_id)?;
     let caller = app.caller(req.headers()).await?;
     let body = read_body(req, app.config.http.max_body_bytes).await?;
-    validate_user_id(&user_id)?;
-    let medium = passlink_shared::link_request::decode(
-        &body,
-        &user_id,
-        &app.config.common.allowed_link_schemes,
-    )?;
+    let request = passlink_shared::link_request::from_json(&body, &user_id)?;
 
-    let created = create_link(app, &caller, &user_id, medium).await?;
+    let created = handle_request(app, &caller, request).await?;
     Ok(json(StatusCode::OK, &created.response()))
+}
+
+/// Validates a request and creates its link: the one path JSON, gRPC and
+/// gRPC-web all take once they have authenticated the caller and decoded
+/// the request, so that they refuse and answer alike.
+pub async fn handle_request(
+    app: &App,
+    caller: &Caller,
+    request: LinkRequest<'_>,
+) -> Result<Created, ApiError> {
+    let medium = request.validate(&app.config.common.allowed_link_schemes)?;
+    create_link(app, caller, request.user_id, medium).await
 }
 
 /// The result of creating a link, before it is written out in some format.

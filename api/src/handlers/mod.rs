@@ -4,7 +4,7 @@ pub mod health;
 pub mod links;
 pub mod users;
 
-use passlink_shared::error::ApiError;
+use passlink_shared::error::{ApiError, Code};
 use passlink_shared::store::StoreError;
 use passlink_shared::time::rfc3339_ms;
 use serde::Serialize;
@@ -27,6 +27,14 @@ impl Details {
             change_date: rfc3339_ms(change_ms),
             resource_owner: resource_owner.to_owned(),
         }
+    }
+}
+
+/// Logs an error the caller cannot fix (the JSON routes and the gRPC
+/// service alike); refusals of bad requests are not worth a line.
+pub fn log_failure(err: &ApiError, route: &'static str) {
+    if matches!(err.code, Code::Internal | Code::Unavailable) {
+        tracing::warn!(error.id = err.id, route, "request failed");
     }
 }
 

@@ -1,0 +1,114 @@
+//! `zitadel.user.v3alpha.UserService` on the domain code: the request
+//! becomes the same `LinkRequest` the JSON handler builds, and `Created`
+//! becomes the response message. Nothing is checked here that the JSON path
+//! does not check in the same place.
+
+use std::sync::Arc;
+
+use passlink_proto::{
+    AuthenticatorRegistrationCode, CreateWebAuthNRegistrationLinkRequest,
+    CreateWebAuthNRegistrationLinkResponse, Details, Medium, UserService,
+};
+use passlink_shared::error::ApiError;
+use tonic::{Request, Response, Status};
+
+use crate::app::App;
+use crate::grpc::status::to_status;
+use crate::handlers::links::{Created, LinkRequest, handle_request};
+
+/// The route name of the method in logs and metrics.
+pub const ROUTE: &str = "grpc_create_link";
+
+/// The service implementation tonic's generated server calls.
+pub struct LinkService {
+    app: Arc<App>,
+}
+
+impl LinkService {
+    pub fn new(app: Arc<App>) -> Self {
+        Self { app }
+    }
+
+    async fn create(
+        &self,
+        request: Request<CreateWebAuthNRegistrationLinkRequest>,
+    ) -> Result<CreateWebAuthNRegistrationLinkResponse, ApiError> {
+        // Metadata is the request's HTTP headers (tonic-web keeps them for
+        // gRPC-web too), so the bearer token is read exactly as for JSON.
+        let caller = self.app.caller(request.metadata().as_ref()).await?;
+        let message = request.into_inner();
+        let (send_link, return_code) = match message.medium {
+            Some(Medium::SendLink(send)) => (Some(send.url_template), false),
+            Some(Medium::ReturnCode(_)) => (None, true),
+            None => (None, false),
+        };
+        let request = LinkRequest {
+            user_id: &message.user_id,
+            send_link,
+            return_code,
+        };
+        let created = handle_request(&self.app, &caller, request).await?;
+        Ok(response(created))
+    }
+}
+
+#[tonic::async_trait]
+impl UserService for LinkService {
+    async fn create_web_auth_n_registration_link(
+        &self,
+        request: Request<CreateWebAuthNRegistrationLinkRequest>,
+    ) -> Result<Response<CreateWebAuthNRegistrationLinkResponse>, Status> {
+        match self.create(request).await {
+            Ok(response) => Ok(Response::new(response)),
+            Err(err) => {
+                crate::handlers::log_failure(&err, ROUTE);
+                Err(to_status(&err))
+            }
+        }
+    }
+}
+
+/// The response message of a created link.
+fn response(created: Created) -> CreateWebAuthNRegistrationLinkResponse {
+    CreateWebAuthNRegistrationLinkResponse {
+        details: Some(Details {
+            sequence: created.sequence,
+            change_date: Some(prost_types::Timestamp {
+                seconds: created.change_ms.div_euclid(1000),
+                // Below 1e9, so it fits.
+                nanos: (created.change_ms.rem_euclid(1000) * 1_000_000) as i32,
+            }),
+            resource_owner: created.organization_id,
+        }),
+        code: created.code.map(|code| AuthenticatorRegistrationCode {
+            id: created.code_id.to_string(),
+            code: code.expose().to_owned(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use passlink_shared::code::PlainCode;
+
+    #[test]
+    fn created_becomes_the_response_message() {
+        let code_id = uuid::Uuid::new_v4();
+        let message = response(Created {
+            sequence: 7,
+            change_ms: 1_711_533_949_794,
+            organization_id: "69629023906488334".to_owned(),
+            code_id,
+            code: Some(PlainCode::new("SKJd342kAbCd".to_owned())),
+        });
+        let details = message.details.unwrap();
+        assert_eq!(details.sequence, 7);
+        assert_eq!(details.resource_owner, "69629023906488334");
+        let date = details.change_date.unwrap();
+        assert_eq!((date.seconds, date.nanos), (1_711_533_949, 794_000_000));
+        let code = message.code.unwrap();
+        assert_eq!(code.id, code_id.to_string());
+        assert_eq!(code.code, "SKJd342kAbCd");
+    }
+}
