@@ -174,9 +174,11 @@ async fn two_workers_share_the_queue_and_send_each_email_once() {
 #[tokio::test]
 async fn rabbitmq_stopped_and_started_during_the_run() {
     let broker = PrivateBroker::start(&format!("restart{}", std::process::id())).await;
+    // A slow worker, so that the broker goes away with jobs in flight.
     let options = StackOptions::default()
         .with_env("PASSLINK_AMQP_URL", &broker.url())
-        .with_env("PASSLINK_WORKER_CONCURRENCY", "8");
+        .with_env("PASSLINK_WORKER_CONCURRENCY", "2")
+        .with_env("PASSLINK_WORKER_PREFETCH", "4");
     let (stack, sink) = stack_with_sink("rabbit", options).await;
     let users = users(&stack).await;
     let (first, second) = users.split_at(USERS / 2);
@@ -184,6 +186,7 @@ async fn rabbitmq_stopped_and_started_during_the_run() {
     send_links(&stack, first).await;
     sink.wait_for(30, WAIT).await;
     broker.stop_app().await;
+    let at_stop = sink.emails().len();
     // The API keeps answering: jobs wait in the outbox.
     send_links(&stack, second).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -192,7 +195,13 @@ async fn rabbitmq_stopped_and_started_during_the_run() {
 
     sink.wait_for(USERS, WAIT).await;
     stack.drained(WAIT).await;
-    println!("[rabbitmq restart] {during} emails before the broker came back");
+    println!(
+        "[rabbitmq restart] {at_stop} emails when the broker stopped, {during} when it came back"
+    );
+    assert!(
+        at_stop < first.len(),
+        "the broker stopped with jobs still to send"
+    );
     assert_each_once("rabbitmq restart", &users, &sink.emails());
 }
 

@@ -176,9 +176,17 @@ async fn consume(
             tasks.abort_all();
         }
     } else {
-        // The channel is gone, so these jobs can no longer be acknowledged;
-        // the broker hands them out again.
-        tasks.abort_all();
+        // The channel is gone, so these jobs can no longer be acknowledged
+        // and the broker will hand them out again. Let the sends in flight
+        // finish anyway: a send cut off after the SMTP server accepted it
+        // but before it was recorded would go out twice; recorded, its
+        // redelivered copy is dropped as a duplicate.
+        let grace = processor.config.shutdown_grace;
+        let finished =
+            tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
+        if finished.is_err() {
+            tasks.abort_all();
+        }
     }
     stopping
 }
