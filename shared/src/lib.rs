@@ -10,6 +10,7 @@ pub mod job;
 pub mod json;
 pub mod link_template;
 pub mod metrics;
+pub mod passkey;
 pub mod seal;
 pub mod settings;
 pub mod store;

@@ -9,6 +9,7 @@ mod directory;
 mod keys;
 mod links;
 mod outbox;
+mod registration;
 
 use std::time::Duration;
 
@@ -21,6 +22,10 @@ pub use directory::{StoredUser, UserChange};
 pub use keys::{DEFAULT_SHARDS, Keys};
 pub use links::{CreateLink, CreatedLink, LinkOutcome};
 pub use outbox::{OutboxEntry, OutboxStats, RELAY_GROUP};
+pub use registration::{
+    Ceremony, CodeFailure, CodeState, FinishOutcome, FinishRegistration, RegistrationContext,
+    StartCeremony, StartOutcome,
+};
 
 /// How to reach Redis.
 #[derive(Clone, Debug)]
