@@ -7,6 +7,7 @@
 //! each other's data; a stack removes its keys and queues when dropped.
 
 pub mod maildev;
+pub mod passkeys;
 pub mod process;
 pub mod proxy;
 pub mod stack;
