@@ -17,7 +17,7 @@ const STYLE: &str = include_str!("../../static/register.css");
 /// Only the page's own script and style run; it talks only to this origin
 /// and cannot be framed.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
-                   connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; \
+                   connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; \
                    frame-ancestors 'none'";
 
 /// One of the page's files.
