@@ -208,7 +208,8 @@ fn authenticator_type(value: Option<&serde_json::Value>) -> Result<Authenticator
         ApiError::invalid(
             "PASSKEY-AUTHENTICATOR-TYPE-INVALID",
             "authenticatorType must be WEB_AUTH_N_AUTHENTICATOR_TYPE_UNSPECIFIED, \
-             WEB_AUTH_N_AUTHENTICATOR_TYPE_PLATFORM or WEB_AUTH_N_AUTHENTICATOR_TYPE_CROSS_PLATFORM",
+             WEB_AUTH_N_AUTHENTICATOR_TYPE_PLATFORM or \
+             WEB_AUTH_N_AUTHENTICATOR_TYPE_CROSS_PLATFORM",
         )
     })
 }
@@ -309,9 +310,10 @@ mod tests {
         assert_eq!(code.id.to_string(), ID);
         assert_eq!(code.code.expose(), "SKJd342kAbCd");
 
-        let input = start(
-            r#"{"domain":"example.com","authenticator_type":"WEB_AUTH_N_AUTHENTICATOR_TYPE_PLATFORM"}"#,
-        )
+        let input = start(concat!(
+            r#"{"domain":"example.com","#,
+            r#""authenticator_type":"WEB_AUTH_N_AUTHENTICATOR_TYPE_PLATFORM"}"#
+        ))
         .unwrap();
         assert_eq!(input.authenticator, AuthenticatorType::Platform);
         assert!(input.code.is_none());

@@ -147,7 +147,8 @@ pub async fn start(
         .map(|id| URL_SAFE_NO_PAD.decode(id))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|err| {
-            tracing::error!(user.id = user_id, error = %err, "a stored credential id is not base64url");
+            tracing::error!(user.id = user_id, error = %err,
+                "a stored credential id is not base64url");
             ApiError::internal()
         })?;
     let user_name = if context.email.is_empty() {
@@ -169,7 +170,8 @@ pub async fn start(
             (!exclude.is_empty()).then_some(exclude),
         )
         .map_err(|err| {
-            tracing::error!(user.id = user_id, error = %err, "cannot make a registration challenge");
+            tracing::error!(user.id = user_id, error = %err,
+                "cannot make a registration challenge");
             ApiError::internal()
         })?;
     apply_authenticator_type(&mut options, input.authenticator);
