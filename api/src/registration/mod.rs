@@ -205,8 +205,8 @@ pub async fn start(
             organization_id,
         } => {
             app.metrics.ceremony("start", "started");
-            tracing::info!(user.id = user_id, code.id = ?code_id, webauthn.id = %webauthn_id,
-                "passkey registration started");
+            tracing::info!(user.id = user_id, code.id = code_id.as_ref().map(display),
+                webauthn.id = %webauthn_id, "passkey registration started");
             Ok(Started {
                 details: Change {
                     sequence,
@@ -365,7 +365,7 @@ pub async fn verify(
             organization_id,
         } => {
             app.metrics.ceremony("verify", "registered");
-            tracing::info!(user.id = user_id, code.id = ?ceremony.code_id,
+            tracing::info!(user.id = user_id, code.id = ceremony.code_id.as_ref().map(display),
                 webauthn.id = %input.webauthn_id, passkey.id = %record.id, sequence,
                 "passkey registered");
             Ok(Verified {
