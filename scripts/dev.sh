@@ -97,7 +97,10 @@ Send a registration link by email:
     -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \\
     -d '{"sendLink":{}}'
 
-Read the email at http://127.0.0.1:$INBOX_PORT
+Read the email at http://127.0.0.1:$INBOX_PORT and open its link in a browser
+to register a passkey. Then see it in the directory:
+
+  curl -s -H "Authorization: Bearer $TOKEN" http://127.0.0.1:$API_PORT/admin/v1/users/demo-user
 
 Press Ctrl-C to stop.
 MSG

@@ -46,15 +46,30 @@ ensure_rabbitmq() {
   rabbitmqctl -q await_startup >/dev/null 2>&1 || true
 }
 
-# The pinned Node.js tools (the maildev SMTP catcher, the gRPC-web client's
-# Connect libraries).
+# The pinned Node.js tools (the maildev SMTP catcher, the SMTP sink, the
+# gRPC-web client's Connect libraries, playwright-core for the browser test).
 ensure_node_tools() {
   command -v node >/dev/null || die "Node.js is not installed (apt-get install nodejs npm)"
   local tools="$PASSLINK_ROOT/tools"
   if [ ! -x "$tools/node_modules/.bin/maildev" ] \
      || [ ! -d "$tools/node_modules/@connectrpc/connect-node" ] \
+     || [ ! -f "$tools/node_modules/playwright-core/package.json" ] \
      || [ "$tools/package-lock.json" -nt "$tools/node_modules/.package-lock.json" ]; then
-    say "installing the pinned Node.js tools (maildev, Connect)"
+    say "installing the pinned Node.js tools"
     npm ci --prefix "$tools" --no-audit --no-fund --loglevel=error >/dev/null
   fi
+}
+
+# Debian's Chromium for the end-to-end browser test; playwright-core drives
+# it over the DevTools protocol (Playwright's own browser download does not
+# work on machines without general internet access).
+ensure_chromium() {
+  if [ -x /usr/bin/chromium ]; then return 0; fi
+  command -v apt-get >/dev/null || die "Chromium is missing; install Debian's chromium package"
+  local sudo=()
+  if [ "$(id -u)" -ne 0 ]; then sudo=(sudo); fi
+  say "installing Chromium (apt-get install chromium)"
+  "${sudo[@]}" apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq chromium >/dev/null
+  [ -x /usr/bin/chromium ] || die "Chromium did not install"
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: formatting, lints, unit tests and the end-to-end tests
-# against real Redis, RabbitMQ and SMTP. Starts Redis and RabbitMQ when they
-# are not running and installs the pinned SMTP catcher.
+# against real Redis, RabbitMQ and SMTP, including the browser test in
+# headless Chromium. Starts Redis and RabbitMQ when they are not running and
+# installs the pinned SMTP catcher, playwright-core and Debian's Chromium.
 #
 #   scripts/test.sh                 everything
 #   scripts/test.sh -- <filter>     only tests whose name contains <filter>
@@ -15,6 +16,7 @@ if [ "${1:-}" = "--" ]; then shift; filter=("$@"); fi
 ensure_redis
 ensure_rabbitmq
 ensure_node_tools
+ensure_chromium
 
 say "checking formatting and lints"
 cargo fmt --all --check

@@ -9,6 +9,7 @@ use passlink_shared::settings::CommonSettings;
 
 use crate::auth::jwt::JwtSettings;
 use crate::grpc::CorsPolicy;
+use crate::registration::relying_party::RelyingParty;
 
 #[derive(Clone, Debug)]
 pub struct ApiConfig {
@@ -22,6 +23,8 @@ pub struct ApiConfig {
     pub limits: RateLimits,
     /// Browser origins that may call the gRPC-web API.
     pub grpc_web_cors: CorsPolicy,
+    /// Passkey registration: RP id, origins, ceremony lifetime.
+    pub webauthn: RelyingParty,
     /// How long open requests and the relay may take to finish on shutdown.
     pub shutdown_grace: Duration,
     /// How long start-up waits for Redis.
@@ -97,44 +100,53 @@ impl ApiConfig {
     pub fn from_source(source: &dyn Source) -> Result<Self, ConfigError> {
         let mut r = Reader::new(source);
         let common = CommonSettings::read(&mut r);
-        let config = Self {
-            common,
-            listen: r.parse("PASSLINK_LISTEN", SocketAddr::from(([127, 0, 0, 1], 8080))),
-            tokens_file: PathBuf::from(r.string("PASSLINK_TOKENS_FILE", "passlink-tokens.json")),
-            jwt: jwt_settings(&mut r),
-            http: HttpLimits {
-                max_body_bytes: r.number("PASSLINK_MAX_BODY_BYTES", 64 * 1024, 256..=16 << 20),
-                max_header_bytes: r.number("PASSLINK_MAX_HEADER_BYTES", 16 * 1024, 8192..=1 << 20),
-                header_read_timeout: r
-                    .duration("PASSLINK_HEADER_READ_TIMEOUT", Duration::from_secs(10)),
-                max_connections: r.number("PASSLINK_MAX_CONNECTIONS", 4096, 1..=1_000_000),
-            },
-            relay: RelaySettings {
-                tasks: r.number("PASSLINK_RELAY_TASKS", 1, 1..=64),
-                batch: r.number("PASSLINK_RELAY_BATCH", 500, 1..=10_000),
-                poll_interval: r
-                    .duration("PASSLINK_RELAY_POLL_INTERVAL", Duration::from_millis(200)),
-                claim_idle: r.duration("PASSLINK_RELAY_CLAIM_IDLE", Duration::from_secs(30)),
-                confirm_timeout: r
-                    .duration("PASSLINK_RELAY_CONFIRM_TIMEOUT", Duration::from_secs(15)),
-            },
-            limits: RateLimits {
-                user_links: r.number("PASSLINK_RATE_USER_LINKS", 5, 0..=1_000_000),
-                user_window: r.duration("PASSLINK_RATE_USER_WINDOW", Duration::from_secs(3600)),
-                caller_per_minute: r.number(
-                    "PASSLINK_RATE_CALLER_PER_MINUTE",
-                    60_000,
-                    0..=u64::MAX,
-                ),
-                sync_interval: r
-                    .duration("PASSLINK_RATE_SYNC_INTERVAL", Duration::from_millis(100)),
-            },
-            grpc_web_cors: cors_policy(&mut r),
-            shutdown_grace: r.duration("PASSLINK_SHUTDOWN_GRACE", Duration::from_secs(20)),
-            startup_patience: r.duration("PASSLINK_STARTUP_PATIENCE", Duration::from_secs(30)),
+        let webauthn = RelyingParty::read(&mut r, &common.public_base_url);
+        let listen = r.parse("PASSLINK_LISTEN", SocketAddr::from(([127, 0, 0, 1], 8080)));
+        let tokens_file = PathBuf::from(r.string("PASSLINK_TOKENS_FILE", "passlink-tokens.json"));
+        let jwt = jwt_settings(&mut r);
+        let http = HttpLimits {
+            max_body_bytes: r.number("PASSLINK_MAX_BODY_BYTES", 64 * 1024, 256..=16 << 20),
+            max_header_bytes: r.number("PASSLINK_MAX_HEADER_BYTES", 16 * 1024, 8192..=1 << 20),
+            header_read_timeout: r
+                .duration("PASSLINK_HEADER_READ_TIMEOUT", Duration::from_secs(10)),
+            max_connections: r.number("PASSLINK_MAX_CONNECTIONS", 4096, 1..=1_000_000),
         };
+        let relay = RelaySettings {
+            tasks: r.number("PASSLINK_RELAY_TASKS", 1, 1..=64),
+            batch: r.number("PASSLINK_RELAY_BATCH", 500, 1..=10_000),
+            poll_interval: r.duration("PASSLINK_RELAY_POLL_INTERVAL", Duration::from_millis(200)),
+            claim_idle: r.duration("PASSLINK_RELAY_CLAIM_IDLE", Duration::from_secs(30)),
+            confirm_timeout: r.duration("PASSLINK_RELAY_CONFIRM_TIMEOUT", Duration::from_secs(15)),
+        };
+        let limits = RateLimits {
+            user_links: r.number("PASSLINK_RATE_USER_LINKS", 5, 0..=1_000_000),
+            user_window: r.duration("PASSLINK_RATE_USER_WINDOW", Duration::from_secs(3600)),
+            caller_per_minute: r.number("PASSLINK_RATE_CALLER_PER_MINUTE", 60_000, 0..=u64::MAX),
+            sync_interval: r.duration("PASSLINK_RATE_SYNC_INTERVAL", Duration::from_millis(100)),
+        };
+        let grpc_web_cors = cors_policy(&mut r);
+        let shutdown_grace = r.duration("PASSLINK_SHUTDOWN_GRACE", Duration::from_secs(20));
+        let startup_patience = r.duration("PASSLINK_STARTUP_PATIENCE", Duration::from_secs(30));
         r.finish()?;
-        Ok(config)
+
+        // Reading records a line for every reason the relying party is
+        // missing, so finish() has already refused a config without one.
+        let webauthn = webauthn.ok_or_else(|| ConfigError {
+            lines: vec!["PASSLINK_WEBAUTHN_RP_ID: no relying party could be built".into()],
+        })?;
+        Ok(Self {
+            common,
+            listen,
+            tokens_file,
+            jwt,
+            http,
+            relay,
+            limits,
+            grpc_web_cors,
+            webauthn,
+            shutdown_grace,
+            startup_patience,
+        })
     }
 }
 

@@ -12,6 +12,7 @@ mod http;
 mod import;
 mod metrics;
 mod rate_limit;
+mod registration;
 mod relay;
 mod routes;
 mod server;
@@ -155,6 +156,9 @@ async fn serve() -> anyhow::Result<ExitCode> {
     let (stop_relay, relay_stop) = watch::channel(false);
     let relays = relay::spawn(&app, relay_stop);
     let (stop_server, server_stop) = watch::channel(false);
+    tracing::info!(rp.id = %app.config.webauthn.id,
+        rp.origins = ?app.config.webauthn.origins.iter().map(|o| o.as_str()).collect::<Vec<_>>(),
+        "passkeys are registered for this relying party");
     tracing::info!(%addr, version = env!("CARGO_PKG_VERSION"), "listening");
 
     let server = tokio::spawn(server::serve(app.clone(), listener, server_stop, grace));

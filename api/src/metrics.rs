@@ -31,6 +31,12 @@ pub struct MediumLabel {
     pub medium: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CeremonyLabels {
+    pub step: &'static str,
+    pub outcome: &'static str,
+}
+
 #[derive(Clone)]
 pub struct ApiMetrics {
     pub registry: Arc<Registry>,
@@ -38,6 +44,7 @@ pub struct ApiMetrics {
     latency: Family<RouteLabel, Histogram>,
     pub links_send: Counter,
     pub links_return: Counter,
+    ceremonies: Family<CeremonyLabels, Counter>,
     pub outbox_backlog: Gauge,
     pub outbox_oldest_age: Gauge<f64, AtomicU64>,
     pub relay_published: Counter,
@@ -54,6 +61,7 @@ impl ApiMetrics {
             (|| Histogram::new(latency_buckets())) as fn() -> Histogram,
         );
         let links = Family::<MediumLabel, Counter>::default();
+        let ceremonies = Family::<CeremonyLabels, Counter>::default();
         let outbox_backlog = Gauge::default();
         let outbox_oldest_age = Gauge::<f64, AtomicU64>::default();
         let relay_published = Counter::default();
@@ -75,6 +83,12 @@ impl ApiMetrics {
             "passlink_links_created",
             "Registration links created, by medium (send_link emails it, return_code does not)",
             links.clone(),
+        );
+        registry.register(
+            "passlink_passkey_ceremonies",
+            "Passkey registration steps, by step (start, verify) and outcome (started, \
+             code_invalid, code_not_live, rejected, duplicate, registered)",
+            ceremonies.clone(),
         );
         registry.register(
             "passlink_outbox_backlog",
@@ -117,6 +131,7 @@ impl ApiMetrics {
             links_return: links.get_or_create_owned(&MediumLabel {
                 medium: "return_code",
             }),
+            ceremonies,
             outbox_backlog,
             outbox_oldest_age,
             relay_published,
@@ -124,6 +139,13 @@ impl ApiMetrics {
             relay_confirm_latency,
             relay_connected,
         }
+    }
+
+    /// Counts one outcome of a registration step.
+    pub fn ceremony(&self, step: &'static str, outcome: &'static str) {
+        self.ceremonies
+            .get_or_create(&CeremonyLabels { step, outcome })
+            .inc();
     }
 
     pub fn request(&self, route: &'static str, method: &str, status: u16, elapsed: Duration) {

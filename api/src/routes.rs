@@ -8,7 +8,8 @@ use hyper::body::Incoming;
 use passlink_shared::error::{ApiError, Code};
 
 use crate::app::App;
-use crate::handlers::{self, health, links, users};
+use crate::handlers::page::Asset;
+use crate::handlers::{self, health, links, page, passkeys, users};
 use crate::http::{HttpResponse, error, with_body};
 
 /// An endpoint, with the raw (still percent-encoded) path parameters.
@@ -21,6 +22,15 @@ enum Route<'a> {
         user: &'a str,
         code: &'a str,
     },
+    StartRegistration {
+        user: &'a str,
+    },
+    VerifyRegistration {
+        user: &'a str,
+        webauthn_id: &'a str,
+    },
+    /// The registration page and its files (GET and HEAD).
+    Page(Asset),
     PutUser {
         user: &'a str,
     },
@@ -44,6 +54,9 @@ impl Route<'_> {
         match self {
             Route::CreateLink { .. } => "create_link",
             Route::LinkStatus { .. } => "link_status",
+            Route::StartRegistration { .. } => "start_registration",
+            Route::VerifyRegistration { .. } => "verify_registration",
+            Route::Page(_) => "page",
             Route::PutUser { .. } => "put_user",
             Route::GetUser { .. } => "get_user",
             Route::DeleteUser { .. } => "delete_user",
@@ -73,6 +86,20 @@ fn resolve<'a>(method: &Method, path: &'a str) -> Route<'a> {
             ],
             &Method::GET,
         ) => Route::LinkStatus { user, code },
+        (["v3alpha", "users", user, "webauthn"], &Method::POST) => {
+            Route::StartRegistration { user }
+        }
+        (["v3alpha", "users", user, "webauthn", webauthn_id], &Method::POST)
+            if *webauthn_id != "registration_link" =>
+        {
+            Route::VerifyRegistration { user, webauthn_id }
+        }
+        (["passkey", file], &Method::GET | &Method::HEAD) => match *file {
+            "register" => Route::Page(Asset::Page),
+            "register.js" => Route::Page(Asset::Script),
+            "register.css" => Route::Page(Asset::Style),
+            _ => Route::NotFound,
+        },
         (["admin", "v1", "users", user], &Method::PUT) => Route::PutUser { user },
         (["admin", "v1", "users", user], &Method::GET) => Route::GetUser { user },
         (["admin", "v1", "users", user], &Method::DELETE) => Route::DeleteUser { user },
@@ -86,6 +113,9 @@ fn resolve<'a>(method: &Method, path: &'a str) -> Route<'a> {
         (["v3alpha", "users", _, "webauthn", "registration_link", _], _) => {
             Route::WrongMethod("link_status")
         }
+        (["v3alpha", "users", _, "webauthn"], _) => Route::WrongMethod("start_registration"),
+        (["v3alpha", "users", _, "webauthn", _], _) => Route::WrongMethod("verify_registration"),
+        (["passkey", "register" | "register.js" | "register.css"], _) => Route::WrongMethod("page"),
         (["admin", "v1", "users", _], _) => Route::WrongMethod("user"),
         (["healthz" | "readyz" | "metrics"], _) => Route::WrongMethod("operations"),
         _ => Route::NotFound,
@@ -125,6 +155,11 @@ async fn dispatch(
     match route {
         Route::CreateLink { user } => links::create(app, req, user).await,
         Route::LinkStatus { user, code } => links::status(app, req, user, code).await,
+        Route::StartRegistration { user } => passkeys::start(app, req, user).await,
+        Route::VerifyRegistration { user, webauthn_id } => {
+            passkeys::verify(app, req, user, webauthn_id).await
+        }
+        Route::Page(asset) => Ok(page::serve(asset, req.method())),
         Route::PutUser { user } => users::put(app, req, user).await,
         Route::GetUser { user } => users::get(app, req, user).await,
         Route::DeleteUser { user } => users::delete(app, req, user).await,
@@ -194,9 +229,37 @@ mod tests {
             Route::WrongMethod("user")
         );
         assert_eq!(
-            resolve(&Method::GET, "/v3alpha/users/u/webauthn"),
-            Route::NotFound
+            resolve(&Method::POST, "/v3alpha/users/u/webauthn"),
+            Route::StartRegistration { user: "u" }
         );
+        assert_eq!(
+            resolve(&Method::GET, "/v3alpha/users/u/webauthn"),
+            Route::WrongMethod("start_registration")
+        );
+        assert_eq!(
+            resolve(&Method::POST, "/v3alpha/users/u/webauthn/w1"),
+            Route::VerifyRegistration {
+                user: "u",
+                webauthn_id: "w1"
+            }
+        );
+        assert_eq!(
+            resolve(&Method::GET, "/v3alpha/users/u/webauthn/registration_link"),
+            Route::WrongMethod("create_link")
+        );
+        assert_eq!(
+            resolve(&Method::HEAD, "/passkey/register"),
+            Route::Page(Asset::Page)
+        );
+        assert_eq!(
+            resolve(&Method::GET, "/passkey/register.js"),
+            Route::Page(Asset::Script)
+        );
+        assert_eq!(
+            resolve(&Method::POST, "/passkey/register"),
+            Route::WrongMethod("page")
+        );
+        assert_eq!(resolve(&Method::GET, "/passkey/other"), Route::NotFound);
         assert_eq!(resolve(&Method::GET, "/metrics"), Route::Metrics);
     }
 }

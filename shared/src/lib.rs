@@ -11,6 +11,7 @@ pub mod json;
 pub mod link_request;
 pub mod link_template;
 pub mod metrics;
+pub mod passkey;
 pub mod seal;
 pub mod settings;
 pub mod store;

@@ -9,6 +9,7 @@
 pub mod broker;
 pub mod grpc;
 pub mod maildev;
+pub mod passkeys;
 pub mod process;
 pub mod proxy;
 pub mod redis_server;

@@ -2,6 +2,8 @@
 
 pub mod health;
 pub mod links;
+pub mod page;
+pub mod passkeys;
 pub mod users;
 
 use passlink_shared::error::{ApiError, Code};

@@ -5,8 +5,9 @@ use http::{Request, StatusCode};
 use hyper::body::Incoming;
 use passlink_shared::error::ApiError;
 use passlink_shared::json::Object;
+use passlink_shared::passkey::PasskeyRecord;
 use passlink_shared::store::UserChange;
-use passlink_shared::time::now_ms;
+use passlink_shared::time::{now_ms, rfc3339_ms};
 use passlink_shared::user::{User, UserInput, validate_user_id};
 use serde::Serialize;
 
@@ -23,7 +24,37 @@ struct ChangeResponse {
 #[derive(Serialize)]
 struct UserResponse<'a> {
     user: &'a User,
+    passkeys: Vec<PasskeyView>,
     details: Details,
+}
+
+/// A registered passkey as the directory shows it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PasskeyView {
+    id: String,
+    name: String,
+    public_key: String,
+    algorithm: i64,
+    counter: u32,
+    backup_eligible: bool,
+    backup_state: bool,
+    creation_date: String,
+}
+
+impl From<PasskeyRecord> for PasskeyView {
+    fn from(record: PasskeyRecord) -> Self {
+        Self {
+            creation_date: rfc3339_ms(record.created_ms),
+            id: record.id,
+            name: record.name,
+            public_key: record.public_key,
+            algorithm: record.algorithm,
+            counter: record.counter,
+            backup_eligible: record.backup_eligible,
+            backup_state: record.backup_state,
+        }
+    }
 }
 
 fn write_scope(caller: &Caller) -> Result<Scope<'_>, ApiError> {
@@ -97,10 +128,12 @@ pub async fn get(
     if !scope.all_orgs && !scope.orgs.contains(&stored.user.organization_id) {
         return Err(denied());
     }
+    let passkeys = app.store.passkeys(&user_id).await.map_err(store_error)?;
     Ok(json(
         StatusCode::OK,
         &UserResponse {
             user: &stored.user,
+            passkeys: passkeys.into_iter().map(PasskeyView::from).collect(),
             details: Details::new(
                 stored.sequence,
                 stored.changed_ms,

@@ -67,9 +67,23 @@ impl Keys {
         format!("{}user_links:{user_id}", self.user_base(user_id))
     }
 
-    /// Hash: one code's keyed hash and expiry; the key expires with the code.
+    /// Hash: one code's keyed hash, expiry, failed attempts and fate. The key
+    /// outlives the code's validity by the status retention, so that a late
+    /// visitor learns "expired" or "used" rather than "unknown".
     pub fn code(&self, user_id: &str, code_id: &str) -> String {
         format!("{}code:{code_id}", self.user_base(user_id))
+    }
+
+    /// Hash: one passkey registration in progress (the WebAuthn challenge
+    /// state and the code it was started with); expires with the ceremony.
+    pub fn ceremony(&self, user_id: &str, webauthn_id: &str) -> String {
+        format!("{}ceremony:{webauthn_id}", self.user_base(user_id))
+    }
+
+    /// Hash: the user's registered passkeys, credential id (base64url) to
+    /// the JSON record.
+    pub fn passkeys(&self, user_id: &str) -> String {
+        format!("{}passkeys:{user_id}", self.user_base(user_id))
     }
 
     /// Hash: the delivery status of one code's email.
@@ -114,6 +128,8 @@ mod tests {
                 keys.user_links(user),
                 keys.code(user, "c"),
                 keys.delivery(user, "c"),
+                keys.ceremony(user, "w"),
+                keys.passkeys(user),
                 keys.outbox_for(user),
             ] {
                 assert_eq!(hash_tag(&key), tag, "{key}");

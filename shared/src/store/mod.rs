@@ -10,6 +10,7 @@ mod keys;
 mod links;
 mod outbox;
 mod rates;
+mod registration;
 
 use std::time::Duration;
 
@@ -22,6 +23,10 @@ pub use directory::{StoredUser, UserChange};
 pub use keys::{DEFAULT_SHARDS, Keys};
 pub use links::{CreateLink, CreatedLink, LinkOutcome};
 pub use outbox::{OutboxEntry, OutboxStats, RELAY_GROUP};
+pub use registration::{
+    Ceremony, CodeFailure, CodeState, FinishOutcome, FinishRegistration, RegistrationContext,
+    StartCeremony, StartOutcome,
+};
 
 /// How to reach Redis.
 #[derive(Clone, Debug)]

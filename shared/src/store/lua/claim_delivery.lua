@@ -31,7 +31,8 @@ if state == 'sending' and lease and tonumber(lease) > now then
   return {'BUSY', tonumber(lease)}
 end
 
-local expires, org = unpack(redis.call('HMGET', KEYS[1], 'exp', 'org'))
+local expires, org, used, blocked =
+  unpack(redis.call('HMGET', KEYS[1], 'exp', 'org', 'used', 'blocked'))
 if not expires then
   if now >= job_expiry then
     record('expired')
@@ -43,6 +44,12 @@ end
 if now >= tonumber(expires) then
   record('expired')
   return {'GONE', 'expired'}
+end
+-- Redeemed already (by a copy of this link) or blocked after wrong tries:
+-- an email would only carry a dead link.
+if used or blocked then
+  record('revoked')
+  return {'GONE', 'revoked'}
 end
 
 local email, name, lang = unpack(redis.call('HMGET', KEYS[3], 'email', 'name', 'lang'))

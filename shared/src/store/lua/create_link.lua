@@ -4,7 +4,8 @@
 -- ARGV: 1 user id, 2 caller subject, 3 organizations the caller may act in
 --       ("*" for all, else separated by newlines), 4 code id, 5 code hash,
 --       6 now (ms), 7 validity (ms), 8 job payload ("" for returnCode),
---       9 status retention after expiry (ms), 10 job id,
+--       9 status retention after expiry (ms; also how long the code record
+--       is kept after it expired), 10 job id,
 --       11 links allowed per user and window (0: no limit), 12 window (ms)
 -- Returns {"OK", sequence, organization} | {"NOTFOUND"} | {"DENIED"}
 --       | {"LIMITED", ms until the next link is allowed}
@@ -48,9 +49,12 @@ end
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 redis.call('HSET', KEYS[1], 'changed', ARGV[6])
 
+-- The record outlives the code by the status retention: redeeming tells an
+-- expired code from an unknown one by its 'exp', and scripts that read it
+-- compare 'exp' with the clock instead of relying on the key's TTL.
 redis.call('HSET', KEYS[2], 'user', ARGV[1], 'org', org, 'hash', ARGV[5],
   'exp', expires, 'fails', 0)
-redis.call('PEXPIRE', KEYS[2], ttl)
+redis.call('PEXPIRE', KEYS[2], ttl + tonumber(ARGV[9]))
 
 redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
 redis.call('ZADD', KEYS[5], expires, ARGV[4])

@@ -1,7 +1,8 @@
--- Removes a directory user and every live code of it. The sequence stays, so
--- that a user created again with the same id keeps counting upwards.
+-- Removes a directory user, every live code and every passkey of it. The
+-- sequence stays, so that a user created again with the same id keeps
+-- counting upwards.
 --
--- KEYS: 1 user, 2 user_codes
+-- KEYS: 1 user, 2 user_codes, 3 passkeys
 -- ARGV: 1 organizations the caller may write ("*" or newline separated),
 --       2 now (ms), 3 the shard's key base ("prefix:{shard}:")
 -- Returns {"OK", sequence, organization} | {"NOTFOUND"} | {"DENIED"}
@@ -31,10 +32,10 @@ end
 for _, code_id in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
   redis.call('DEL', ARGV[3] .. 'code:' .. code_id)
 end
-redis.call('DEL', KEYS[2])
+redis.call('DEL', KEYS[2], KEYS[3])
 
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
-redis.call('HDEL', KEYS[1], 'org', 'email', 'name', 'lang')
+redis.call('HDEL', KEYS[1], 'org', 'email', 'name', 'lang', 'handle')
 redis.call('HSET', KEYS[1], 'changed', ARGV[2])
 
 return {'OK', seq, org}
