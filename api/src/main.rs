@@ -23,6 +23,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+
+/// mimalloc instead of the system allocator: the request path allocates
+/// many small, short-lived buffers, which glibc's malloc serves slowly
+/// under contention (see bench/ANALYSIS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use passlink_shared::config::EnvSource;
 use passlink_shared::store::Store;
 use passlink_shared::telemetry;
