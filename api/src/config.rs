@@ -63,6 +63,8 @@ pub struct RelaySettings {
     pub tasks: usize,
     /// Jobs read and published per shard and round.
     pub batch: usize,
+    /// Jobs packed into one broker message at most.
+    pub jobs_per_message: usize,
     /// How often the relay looks for work when nothing woke it.
     pub poll_interval: Duration,
     /// Jobs another API process took and left for this long are taken over.
@@ -114,6 +116,7 @@ impl ApiConfig {
         let relay = RelaySettings {
             tasks: r.number("PASSLINK_RELAY_TASKS", 1, 1..=64),
             batch: r.number("PASSLINK_RELAY_BATCH", 500, 1..=10_000),
+            jobs_per_message: r.number("PASSLINK_RELAY_JOBS_PER_MESSAGE", 50, 1..=1000),
             poll_interval: r.duration("PASSLINK_RELAY_POLL_INTERVAL", Duration::from_millis(200)),
             claim_idle: r.duration("PASSLINK_RELAY_CLAIM_IDLE", Duration::from_secs(30)),
             confirm_timeout: r.duration("PASSLINK_RELAY_CONFIRM_TIMEOUT", Duration::from_secs(15)),

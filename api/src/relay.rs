@@ -14,7 +14,7 @@ use futures_util::future::join_all;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Confirmation, Connection};
-use passlink_shared::amqp::{self, ATTEMPT_HEADER, AmqpSettings, SEND_LINK_KEY};
+use passlink_shared::amqp::{self, ATTEMPT_HEADER, AmqpSettings, JOBS_HEADER, SEND_LINK_KEY};
 use passlink_shared::store::{OutboxEntry, Store, StoreError};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -220,18 +220,24 @@ impl Relay {
             return Ok(0);
         }
 
-        // Publish everything, then wait for the confirms together: one
-        // broker round trip per round instead of one per job.
+        // Pack each shard's jobs into messages of up to `jobs_per_message`
+        // (the broker's cost is per message), publish everything, then wait
+        // for the confirms together: one broker round trip per round.
         let mut confirms = Vec::with_capacity(total);
         let mut publish_error = None;
         'publish: for (index, entries) in batches.iter().enumerate() {
-            for entry in entries {
-                if entry.job.is_empty() {
-                    confirms.push((index, entry.id.clone(), None));
-                    continue;
-                }
-                match self.publish(channel, entry).await {
-                    Ok(confirm) => confirms.push((index, entry.id.clone(), Some(confirm))),
+            let (empty, jobs): (Vec<&OutboxEntry>, Vec<&OutboxEntry>) =
+                entries.iter().partition(|e| e.job.is_empty());
+            if !empty.is_empty() {
+                let ids: Vec<String> = empty.iter().map(|e| e.id.clone()).collect();
+                confirms.push((index, ids, None));
+            }
+            for chunk in jobs.chunks(self.settings.jobs_per_message) {
+                match self.publish(channel, chunk).await {
+                    Ok(confirm) => {
+                        let ids: Vec<String> = chunk.iter().map(|e| e.id.clone()).collect();
+                        confirms.push((index, ids, Some(confirm)));
+                    }
                     Err(err) => {
                         publish_error = Some(err.to_string());
                         break 'publish;
@@ -243,24 +249,26 @@ impl Relay {
         let mut done: Vec<Vec<String>> = vec![Vec::new(); self.shards.len()];
         let mut failed = 0usize;
         let confirm_started = std::time::Instant::now();
-        let waits = confirms.into_iter().map(|(index, id, confirm)| async move {
-            let ok = match confirm {
-                None => true,
-                Some(confirm) => matches!(confirm.await, Ok(Confirmation::Ack(None))),
-            };
-            (index, id, ok)
-        });
+        let waits = confirms
+            .into_iter()
+            .map(|(index, ids, confirm)| async move {
+                let ok = match confirm {
+                    None => true,
+                    Some(confirm) => matches!(confirm.await, Ok(Confirmation::Ack(None))),
+                };
+                (index, ids, ok)
+            });
         let confirmed = tokio::time::timeout(self.settings.confirm_timeout, join_all(waits)).await;
         self.metrics
             .relay_confirm_latency
             .observe(confirm_started.elapsed().as_secs_f64());
         match confirmed {
             Ok(results) => {
-                for (index, id, ok) in results {
+                for (index, ids, ok) in results {
                     if ok {
-                        done[index].push(id);
+                        done[index].extend(ids);
                     } else {
-                        failed += 1;
+                        failed += ids.len();
                         own_pending[index] = true;
                     }
                 }
@@ -341,18 +349,28 @@ impl Relay {
         Ok((entries, drained))
     }
 
+    /// Publishes `entries` as one message: the job itself when alone, a
+    /// batch otherwise.
     async fn publish(
         &self,
         channel: &Channel,
-        entry: &OutboxEntry,
+        entries: &[&OutboxEntry],
     ) -> Result<lapin::PublisherConfirm, lapin::Error> {
+        let body = match entries {
+            [single] => single.job.clone(),
+            many => passlink_shared::job::encode_batch(many.iter().map(|e| e.job.as_slice())),
+        };
         let mut headers = FieldTable::default();
         headers.insert(ATTEMPT_HEADER.into(), AMQPValue::LongUInt(1));
+        headers.insert(
+            JOBS_HEADER.into(),
+            AMQPValue::LongUInt(entries.len() as u32),
+        );
         let mut properties = BasicProperties::default()
             .with_delivery_mode(2)
             .with_content_type("application/json".into())
             .with_headers(headers);
-        if let Some(added) = entry.added_ms() {
+        if let Some(added) = entries.first().and_then(|e| e.added_ms()) {
             properties = properties.with_timestamp((added / 1000).max(0) as u64);
         }
         channel
@@ -363,7 +381,7 @@ impl Relay {
                     mandatory: true,
                     ..Default::default()
                 },
-                &entry.job,
+                &body,
                 properties,
             )
             .await

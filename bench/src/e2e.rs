@@ -41,7 +41,10 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
             tokio::time::sleep_until(due.into()).await;
         }
         let permit = slots.clone().acquire_owned().await?;
-        let url = format!("{}/v3alpha/users/{}/webauthn/registration_link", options.api, user.id);
+        let url = format!(
+            "{}/v3alpha/users/{}/webauthn/registration_link",
+            options.api, user.id
+        );
         let request = client
             .post(url)
             .bearer_auth(&options.token)
@@ -52,7 +55,10 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
             let _permit = permit;
             let ok = matches!(request.send().await, Ok(r) if r.status().is_success());
             if ok {
-                answered.lock().unwrap_or_else(|e| e.into_inner()).insert(email, Instant::now());
+                answered
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(email, Instant::now());
             }
             ok
         }));

@@ -39,7 +39,8 @@ pub async fn run(
         let users = users.clone();
         let header = header.clone();
         tasks.push(tokio::spawn(async move {
-            let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
+            let mut histogram =
+                Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
             let (mut ok, mut failed) = (0u64, 0u64);
             while Instant::now() < end {
                 let user = &users[rand::rng().random_range(0..users.len())];
@@ -47,7 +48,9 @@ pub async fn run(
                     user_id: user.id.clone(),
                     medium: Some(Medium::ReturnCode(ReturnWebAuthNRegistrationCode {})),
                 });
-                request.metadata_mut().insert("authorization", header.clone());
+                request
+                    .metadata_mut()
+                    .insert("authorization", header.clone());
                 let sent = Instant::now();
                 match client.create_web_auth_n_registration_link(request).await {
                     Ok(_) => {
@@ -85,5 +88,8 @@ pub async fn run(
 }
 
 fn count_lines(path: &Path) -> anyhow::Result<usize> {
-    Ok(std::fs::read_to_string(path)?.lines().filter(|l| !l.trim().is_empty()).count())
+    Ok(std::fs::read_to_string(path)?
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .count())
 }

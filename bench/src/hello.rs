@@ -28,12 +28,15 @@ pub async fn serve(listen: &str) -> anyhow::Result<()> {
             // Read the body as the API does.
             let _ = req.into_body().collect().await;
             let mut response = Response::new(Full::new(Bytes::from_static(BODY)));
-            response
-                .headers_mut()
-                .insert(header::CONTENT_TYPE, "application/json".parse().expect("static"));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                "application/json".parse().expect("static"),
+            );
             Ok::<_, Infallible>(response)
         });
-        let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+        let conn = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
         tokio::spawn(async move {
             let _ = conn.await;
         });

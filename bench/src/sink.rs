@@ -24,7 +24,12 @@ impl Arrivals {
     }
 
     pub fn total(&self) -> usize {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner()).values().map(Vec::len).sum()
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .map(Vec::len)
+            .sum()
     }
 
     fn record(&self, recipients: &[String]) {
@@ -68,7 +73,6 @@ async fn session(stream: tokio::net::TcpStream, arrivals: Arrivals) -> std::io::
             b"250-bench-sink\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 PIPELINING\r\n"
         } else if upper.starts_with("RCPT TO:") {
             let address = line[8..]
-                .trim()
                 .split_whitespace()
                 .next()
                 .unwrap_or("")

@@ -17,6 +17,11 @@ pub fn load(path: &Path, limit: usize) -> anyhow::Result<Vec<User>> {
             email: value["email"].as_str().unwrap_or_default().to_owned(),
         });
     }
-    anyhow::ensure!(users.len() == limit, "{} has only {} users", path.display(), users.len());
+    anyhow::ensure!(
+        users.len() == limit,
+        "{} has only {} users",
+        path.display(),
+        users.len()
+    );
     Ok(users)
 }

@@ -24,6 +24,8 @@ pub const DEAD_LETTER_KEY: &str = "send_link.dead";
 
 /// Header: the attempt a message is for, counting from 1.
 pub const ATTEMPT_HEADER: &str = "x-passlink-attempt";
+/// Header: how many jobs a message holds (a batch from the relay, or 1).
+pub const JOBS_HEADER: &str = "x-passlink-jobs";
 /// Header on dead-lettered messages: why the job ended there.
 pub const REASON_HEADER: &str = "x-passlink-reason";
 /// Header on dead-lettered messages: when (Unix milliseconds).

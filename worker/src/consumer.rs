@@ -1,7 +1,8 @@
 //! The consume loop: takes deliveries with manual acks under a prefetch
-//! limit, runs up to `concurrency` jobs at once, and carries out each job's
-//! disposition. A message is acknowledged only after its email was accepted
-//! or its retry or dead letter was confirmed by the broker.
+//! limit, runs up to `concurrency` jobs at once (a message may hold a batch
+//! of jobs), and carries out each job's disposition. A message is
+//! acknowledged only after each of its emails was accepted or its retry or
+//! dead letter was confirmed by the broker.
 //!
 //! On shutdown the consumer is cancelled first, so no new job starts; jobs in
 //! flight get the grace period; whatever was prefetched but not started goes
@@ -11,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use futures_util::future::join_all;
 use lapin::message::Delivery;
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions,
@@ -21,6 +23,7 @@ use lapin::{BasicProperties, Channel, Confirmation, Connection};
 use passlink_shared::amqp::{
     self, ATTEMPT_HEADER, DEAD_LETTER_KEY, FAILED_AT_HEADER, REASON_HEADER, header_u32,
 };
+use passlink_shared::job::split_message;
 use passlink_shared::time::now_ms;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
@@ -126,12 +129,9 @@ async fn consume(
     let mut tasks = JoinSet::new();
     let mut stopping = false;
 
+    // The prefetch limit bounds the messages held; `slots` bounds the jobs
+    // being sent, across all messages (a message may hold a batch).
     loop {
-        let permit = tokio::select! {
-            permit = slots.clone().acquire_owned() => permit,
-            _ = shutdown.changed() => { stopping = true; break; }
-        };
-        let Ok(permit) = permit else { break };
         let delivery = tokio::select! {
             next = consumer.next() => next,
             _ = shutdown.changed() => { stopping = true; break; }
@@ -147,9 +147,9 @@ async fn consume(
 
         let processor = processor.clone();
         let publish = link.publish.clone();
+        let slots = slots.clone();
         tasks.spawn(async move {
-            let _permit = permit;
-            process(&processor, &publish, delivery).await;
+            process(&processor, &publish, &slots, delivery).await;
         });
         // Reap finished tasks so the set does not grow.
         while tasks.try_join_next().is_some() {}
@@ -191,61 +191,29 @@ async fn consume(
     stopping
 }
 
-async fn process(processor: &Processor, publish: &Channel, delivery: Delivery) {
+/// Handles every job of a message, then settles the message: acknowledged
+/// when each job is done, sent on for a retry or dead-lettered; given back to
+/// the queue when any job could not be handled (its sent siblings are then
+/// dropped as duplicates on the next delivery).
+async fn process(processor: &Processor, publish: &Channel, slots: &Semaphore, delivery: Delivery) {
     let headers = delivery.properties.headers().as_ref();
     let attempt = header_u32(headers, ATTEMPT_HEADER).unwrap_or(1).max(1);
-    let (disposition, outcome) = processor.handle(&delivery.data, attempt).await;
-    tracing::trace!(outcome = outcome.as_str(), "handled");
+    let jobs = split_message(&delivery.data);
 
-    let settings = &processor.config.common.amqp;
-    let forwarded = match disposition {
-        Disposition::Ack => Ok(()),
-        Disposition::Retry {
-            retry,
-            attempt,
-            delay,
-        } => {
-            let retry = retry.min(*settings.retries().end());
-            let mut headers = FieldTable::default();
-            headers.insert(ATTEMPT_HEADER.into(), AMQPValue::LongUInt(attempt));
-            let properties = base_properties(headers)
-                .with_expiration(delay.as_millis().max(1).to_string().into());
-            forward(
-                publish,
-                "",
-                &settings.retry_queue(retry),
-                &delivery.data,
-                properties,
-            )
-            .await
-        }
-        Disposition::DeadLetter { reason } => {
-            let mut headers = FieldTable::default();
-            headers.insert(ATTEMPT_HEADER.into(), AMQPValue::LongUInt(attempt));
-            headers.insert(
-                REASON_HEADER.into(),
-                AMQPValue::LongString(reason.as_str().into()),
-            );
-            headers.insert(FAILED_AT_HEADER.into(), AMQPValue::LongLongInt(now_ms()));
-            let exchange = settings.exchange.as_str();
-            forward(
-                publish,
-                exchange,
-                DEAD_LETTER_KEY,
-                &delivery.data,
-                base_properties(headers),
-            )
-            .await
-        }
-        Disposition::Requeue => {
-            tokio::time::sleep(REQUEUE_PAUSE).await;
-            Err("dependencies unavailable".to_owned())
-        }
-    };
+    let handled = jobs.into_iter().map(|body| async move {
+        // The semaphore lives as long as the consumer; closed, it means stop.
+        let Ok(_permit) = slots.acquire().await else {
+            return Err("the worker is stopping".to_owned());
+        };
+        let (disposition, outcome) = processor.handle(body, attempt).await;
+        tracing::trace!(outcome = outcome.as_str(), "handled");
+        carry_out(processor, publish, body, disposition).await
+    });
+    let results = join_all(handled).await;
 
-    let settled = match forwarded {
-        Ok(()) => delivery.ack(BasicAckOptions::default()).await,
-        Err(why) => {
+    let settled = match results.into_iter().find_map(Result::err) {
+        None => delivery.ack(BasicAckOptions::default()).await,
+        Some(why) => {
             tracing::debug!(reason = %why, "giving the message back to the queue");
             delivery
                 .nack(BasicNackOptions {
@@ -258,6 +226,54 @@ async fn process(processor: &Processor, publish: &Channel, delivery: Delivery) {
     if let Err(err) = settled {
         // The channel closed; the broker redelivers the message.
         tracing::warn!(error = %err, "cannot settle the message");
+    }
+}
+
+/// Publishes a job's retry or dead letter (and waits for the confirm), or
+/// says why the job must go back to the queue.
+async fn carry_out(
+    processor: &Processor,
+    publish: &Channel,
+    body: &[u8],
+    disposition: Disposition,
+) -> Result<(), String> {
+    let settings = &processor.config.common.amqp;
+    match disposition {
+        Disposition::Ack => Ok(()),
+        Disposition::Retry {
+            retry,
+            attempt,
+            delay,
+        } => {
+            let retry = retry.min(*settings.retries().end());
+            let mut headers = FieldTable::default();
+            headers.insert(ATTEMPT_HEADER.into(), AMQPValue::LongUInt(attempt));
+            let properties = base_properties(headers)
+                .with_expiration(delay.as_millis().max(1).to_string().into());
+            forward(publish, "", &settings.retry_queue(retry), body, properties).await
+        }
+        Disposition::DeadLetter { reason, attempt } => {
+            let mut headers = FieldTable::default();
+            headers.insert(ATTEMPT_HEADER.into(), AMQPValue::LongUInt(attempt));
+            headers.insert(
+                REASON_HEADER.into(),
+                AMQPValue::LongString(reason.as_str().into()),
+            );
+            headers.insert(FAILED_AT_HEADER.into(), AMQPValue::LongLongInt(now_ms()));
+            let exchange = settings.exchange.as_str();
+            forward(
+                publish,
+                exchange,
+                DEAD_LETTER_KEY,
+                body,
+                base_properties(headers),
+            )
+            .await
+        }
+        Disposition::Requeue => {
+            tokio::time::sleep(REQUEUE_PAUSE).await;
+            Err("dependencies unavailable".to_owned())
+        }
     }
 }
 

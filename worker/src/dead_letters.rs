@@ -83,6 +83,22 @@ pub async fn replay(config: &WorkerConfig, store: &Store, limit: usize) -> anyho
             continue;
         };
 
+        // Queued first: a worker that saw the job before this record would
+        // take it for one that failed for good and drop it.
+        let retention = config.common.status_retention;
+        store
+            .record_delivery(
+                &job,
+                DeliveryState::Queued,
+                0,
+                None,
+                None,
+                now_ms(),
+                retention,
+            )
+            .await
+            .map_err(|err| anyhow::anyhow!("job {}: cannot reset its status: {err}", job.job_id))?;
+
         let mut headers = FieldTable::default();
         headers.insert(ATTEMPT_HEADER.into(), AMQPValue::LongUInt(1));
         let properties = BasicProperties::default()
@@ -106,25 +122,6 @@ pub async fn replay(config: &WorkerConfig, store: &Store, limit: usize) -> anyho
             anyhow::bail!("the broker did not take a replayed job; stopping");
         }
         message.delivery.ack(BasicAckOptions::default()).await?;
-
-        let retention = config.common.status_retention;
-        if let Err(err) = store
-            .record_delivery(
-                &job,
-                DeliveryState::Queued,
-                0,
-                None,
-                None,
-                now_ms(),
-                retention,
-            )
-            .await
-        {
-            eprintln!(
-                "job {}: replayed, but its status could not be updated: {err}",
-                job.job_id
-            );
-        }
         println!(
             "replayed job {} (code {}, user {})",
             job.job_id, job.code_id, job.user_id

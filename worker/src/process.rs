@@ -29,7 +29,7 @@ pub enum Disposition {
         delay: Duration,
     },
     /// Publish to the dead-letter queue with `reason`, then acknowledge.
-    DeadLetter { reason: String },
+    DeadLetter { reason: String, attempt: u32 },
     /// A dependency failed before anything was sent: give the message back
     /// to the queue after a pause.
     Requeue,
@@ -103,7 +103,8 @@ impl Processor {
             Err(reason) => {
                 tracing::error!(outcome = "dead_lettered", reason = %reason,
                     "message is not a send-link job");
-                return (Disposition::DeadLetter { reason }, Outcome::DeadLettered);
+                let disposition = Disposition::DeadLetter { reason, attempt };
+                return (disposition, Outcome::DeadLettered);
             }
         };
         let span = tracing::info_span!("job", job.id = %job.job_id, code.id = %job.code_id,
@@ -258,7 +259,10 @@ impl Processor {
         self.record(job, DeliveryState::Failed, attempt, None, Some(&reason))
             .await;
         tracing::error!(outcome = "dead_lettered", reason = %reason, "job failed for good");
-        (Disposition::DeadLetter { reason }, Outcome::DeadLettered)
+        (
+            Disposition::DeadLetter { reason, attempt },
+            Outcome::DeadLettered,
+        )
     }
 
     /// Records a status change. A failure here only costs status accuracy,

@@ -5,7 +5,8 @@
 --       6 status retention after expiry (ms)
 -- Returns
 --   {"CLAIMED", organization, email, display name, language}
---   {"DUPLICATE"}          the email was already sent
+--   {"DUPLICATE"}          the email was already sent, or the job already
+--                          failed for good (a replay sets it back to queued)
 --   {"BUSY", lease end}    another worker holds a live claim
 --   {"GONE", reason}       "expired" or "revoked"; nothing to send
 
@@ -24,7 +25,7 @@ local function record(state)
 end
 
 local state, lease = unpack(redis.call('HMGET', KEYS[2], 'state', 'lease'))
-if state == 'sent' then
+if state == 'sent' or state == 'failed' then
   return {'DUPLICATE'}
 end
 if state == 'sending' and lease and tonumber(lease) > now then
