@@ -14,7 +14,7 @@ use passlink_proto::{
     StartWebAuthNRegistrationResponse,
 };
 use passlink_tests::grpc::{StartOutcome, proto_start_request, proto_verify_request};
-use passlink_tests::passkeys::{Authenticator, ORIGIN, RP_ID};
+use passlink_tests::passkeys::{Authenticator, ORIGIN, RP_ID, wrong_code};
 use passlink_tests::stack::encode;
 use passlink_tests::{Stack, StackOptions};
 use prost_types::value::Kind;
@@ -317,7 +317,7 @@ async fn grpc_and_grpc_web_refuse_with_the_contract_codes() {
         ("grpc-web", Some(true)),
     ] {
         let (id, code) = grpc_code(&stack, user).await;
-        let wrong = (id, format!("{}x", &code[..code.len() - 1]));
+        let wrong = (id, wrong_code(&code));
         let request = start_body(user, Some(&wrong));
         let message = match h2 {
             None => {
@@ -805,7 +805,7 @@ async fn json_grpc_and_grpc_web_start_alike() {
             if !matches!(code_use, CodeUse::None) {
                 let (id, code) = grpc_code(&stack, user).await;
                 let code = match code_use {
-                    CodeUse::Wrong => format!("{}x", &code[..code.len() - 1]),
+                    CodeUse::Wrong => wrong_code(&code),
                     _ => code,
                 };
                 request["code"] = json!({"id": id, "code": code});
