@@ -11,13 +11,16 @@
 //   [{"token": "...", "request": {"userId": "u1", "returnCode": {}},
 //     "origin": "https://app.example.com"}]
 // where "request" is the request message in protobuf JSON, the same body
-// the JSON API takes plus "userId"; "token" defaults to $PASSLINK_TOKEN and
-// "origin" is optional. Standard output gets a JSON array with one result
-// per call: {"ok": true, "response": {...}, "headers": {...}} or
+// the JSON API takes plus "userId" (and "webAuthNId" for a verify);
+// "method" names the method, CreateWebAuthNRegistrationLink by default
+// (also StartWebAuthNRegistration and VerifyWebAuthNRegistration);
+// "token" defaults to $PASSLINK_TOKEN and "origin" is optional. Standard
+// output gets a JSON array with one result per call:
+// {"ok": true, "response": {...}, "headers": {...}} or
 // {"ok": false, "code": 5, "codeName": "NotFound", "message": "...",
 //  "id": "USER-404", "headers": {...}}; "headers" holds the CORS headers of
 // the answer. The exit code is 0 when every call got an answer, 2 on bad
-// usage.
+// usage (an unknown method included).
 
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
@@ -50,7 +53,7 @@ const registry = createFileRegistry(
 );
 const service = registry.getService(SERVICE) ?? fail(`${SERVICE} is not in the protoset`);
 const errorDetail = registry.getMessage(ERROR_DETAIL) ?? fail(`${ERROR_DETAIL} is missing`);
-const method = service.methods[0];
+const DEFAULT_METHOD = "CreateWebAuthNRegistrationLink";
 
 const transport = createGrpcWebTransport({
   baseUrl: args.url,
@@ -76,7 +79,14 @@ function corsHeaders(headers) {
   return picked;
 }
 
-async function call({ token = process.env.PASSLINK_TOKEN, request, origin }) {
+async function call({
+  method: name = DEFAULT_METHOD,
+  token = process.env.PASSLINK_TOKEN,
+  request,
+  origin,
+}) {
+  const method =
+    service.methods.find((m) => m.name === name) ?? fail(`${SERVICE} has no method ${name}`);
   const message = fromJson(method.input, request ?? {}, { registry });
   const headers = {};
   if (token) headers.authorization = `Bearer ${token}`;

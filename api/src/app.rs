@@ -47,6 +47,20 @@ impl App {
         self.limiter.check(&self.store, &caller.subject).await?;
         Ok(caller)
     }
+
+    /// The caller, when the request carries a token, for the endpoints a
+    /// registration code alone opens: a token that is given must still be
+    /// valid, and counts against its rate limit.
+    pub async fn optional_caller(
+        &self,
+        headers: &http::HeaderMap,
+    ) -> Result<Option<Arc<Caller>>, ApiError> {
+        if headers.contains_key(http::header::AUTHORIZATION) {
+            self.caller(headers).await.map(Some)
+        } else {
+            Ok(None)
+        }
+    }
 }
 
 /// How handlers and the relay talk: a wake-up after a job was written, and

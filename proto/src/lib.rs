@@ -4,6 +4,7 @@
 //! client.
 
 pub mod codec;
+pub mod json;
 mod status;
 
 pub use status::{ERROR_DETAIL_TYPE, error_detail, error_status};
@@ -37,7 +38,9 @@ pub use zitadel::object::v2beta::Details;
 pub use zitadel::user::v3alpha::{
     AuthenticatorRegistrationCode, CreateWebAuthNRegistrationLinkRequest,
     CreateWebAuthNRegistrationLinkResponse, ReturnWebAuthNRegistrationCode,
-    SendWebAuthNRegistrationLink,
+    SendWebAuthNRegistrationLink, StartWebAuthNRegistrationRequest,
+    StartWebAuthNRegistrationResponse, VerifyWebAuthNRegistrationRequest,
+    VerifyWebAuthNRegistrationResponse, WebAuthNAuthenticatorType,
     create_web_auth_n_registration_link_request::Medium,
     user_service_client::UserServiceClient,
     user_service_server::{SERVICE_NAME, UserService, UserServiceServer},

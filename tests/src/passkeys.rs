@@ -53,6 +53,15 @@ impl Authenticator {
     }
 }
 
+/// The code with its last character changed: always wrong, even for a code
+/// that happens to end in the replacement.
+pub fn wrong_code(code: &str) -> String {
+    let mut chars: Vec<char> = code.chars().collect();
+    let last = chars.last_mut().expect("a code is not empty");
+    *last = if *last == 'x' { 'y' } else { 'x' };
+    chars.into_iter().collect()
+}
+
 /// The `details[0].id` of an error body.
 pub fn error_id(body: &Value) -> &str {
     body["details"][0]["id"].as_str().unwrap_or_default()

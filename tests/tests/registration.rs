@@ -9,7 +9,7 @@ use passlink_shared::passkey::PasskeyRecord;
 use passlink_shared::store::{
     FinishOutcome, FinishRegistration, RedisSettings, StartCeremony, StartOutcome, Store,
 };
-use passlink_tests::passkeys::{Authenticator, ORIGIN, RP_ID, error_id};
+use passlink_tests::passkeys::{Authenticator, ORIGIN, RP_ID, error_id, wrong_code};
 use passlink_tests::stack::REDIS_URL;
 use passlink_tests::{Stack, StackOptions};
 use serde_json::{Value, json};
@@ -126,7 +126,7 @@ async fn wrong_codes_count_and_the_third_removes_the_code() {
     let user = "user-wrong";
     let stack = stack_with_user(user).await;
     let (code_id, code) = stack.return_code(user).await;
-    let wrong = format!("{}x", &code[..code.len() - 1]);
+    let wrong = wrong_code(&code);
 
     for left in ["2 attempts left", "1 attempt left"] {
         let (status, body) = stack.start_with_code(user, &code_id, &wrong).await;

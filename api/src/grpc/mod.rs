@@ -1,12 +1,14 @@
-//! The contract's endpoint over gRPC (`application/grpc`, HTTP/2) and
+//! The contract's `UserService` over gRPC (`application/grpc`, HTTP/2) and
 //! gRPC-web (`application/grpc-web+proto`, HTTP/1.1 or HTTP/2), served by
-//! tonic's generated server on the JSON API's own listener.
+//! tonic's generated server on the JSON API's own listener: creating links,
+//! and starting and verifying a passkey registration.
 //!
-//! The server does no work of its own: `service` turns the message into the
-//! JSON handler's `LinkRequest`, `status` turns errors into statuses, and
-//! tonic-web translates gRPC-web to gRPC and back.
+//! The server does no work of its own: `service` and `registration` turn
+//! the messages into the requests the JSON handlers build, `status` turns
+//! errors into statuses, and tonic-web translates gRPC-web to gRPC and back.
 
 mod cors;
+mod registration;
 mod service;
 mod status;
 
@@ -30,8 +32,45 @@ use crate::app::App;
 use crate::http::HttpResponse;
 use crate::metrics::ApiMetrics;
 
-/// The request path of the one method.
-const METHOD_PATH: &str = "/zitadel.user.v3alpha.UserService/CreateWebAuthNRegistrationLink";
+/// Which message size limit a method's requests have.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Limit {
+    /// `PASSLINK_MAX_BODY_BYTES`, as for JSON bodies.
+    General,
+    /// As large as a verify's credential needs, as for the JSON verify.
+    Verify,
+}
+
+/// The methods by request path, with their route names in metrics and logs.
+const METHODS: [(&str, &str, Limit); 3] = [
+    (
+        "/zitadel.user.v3alpha.UserService/CreateWebAuthNRegistrationLink",
+        service::CREATE_LINK_ROUTE,
+        Limit::General,
+    ),
+    (
+        "/zitadel.user.v3alpha.UserService/StartWebAuthNRegistration",
+        service::START_ROUTE,
+        Limit::General,
+    ),
+    (
+        "/zitadel.user.v3alpha.UserService/VerifyWebAuthNRegistration",
+        service::VERIFY_ROUTE,
+        Limit::Verify,
+    ),
+];
+
+/// The route name and limit of a request path; an unknown method gets the
+/// general limit, and tonic's answer that it has no such method.
+fn method_of(path: &str) -> (&'static str, Limit) {
+    METHODS
+        .iter()
+        .find(|(method_path, ..)| *method_path == path)
+        .map_or(
+            ("grpc_unknown_method", Limit::General),
+            |(_, route, limit)| (route, *limit),
+        )
+}
 
 /// The two ways of speaking gRPC that the service understands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,31 +112,51 @@ impl Protocol {
     }
 }
 
-type Server = UserServiceServer<service::LinkService>;
+type Server = UserServiceServer<service::UserApi>;
+
+/// The service behind one message size limit, plain and web. tonic sets
+/// the limit per server, not per method, so each limit has its own server
+/// over the one service.
+#[derive(Clone)]
+struct Endpoint {
+    grpc: Server,
+    web: GrpcWebService<Server>,
+    max_message_bytes: usize,
+}
+
+impl Endpoint {
+    fn new(service: Arc<service::UserApi>, max_message_bytes: usize) -> Self {
+        let grpc =
+            UserServiceServer::from_arc(service).max_decoding_message_size(max_message_bytes);
+        Self {
+            web: GrpcWebLayer::new().layer(grpc.clone()),
+            grpc,
+            max_message_bytes,
+        }
+    }
+}
 
 /// The gRPC and gRPC-web front of the service; cheap to clone.
 #[derive(Clone)]
 pub struct GrpcApi {
-    grpc: Server,
-    web: GrpcWebService<Server>,
+    general: Endpoint,
+    verify: Endpoint,
     cors: Arc<CorsPolicy>,
-    max_message_bytes: usize,
     metrics: ApiMetrics,
 }
 
 impl GrpcApi {
     pub fn new(app: Arc<App>) -> Self {
-        // The JSON body limit holds for a gRPC message too.
-        let max_message_bytes = app.config.http.max_body_bytes;
+        // The JSON body limits hold for gRPC messages too.
+        let general = app.config.http.max_body_bytes;
+        let verify = crate::registration::request::max_verify_bytes(general);
         let cors = Arc::new(app.config.grpc_web_cors.clone());
         let metrics = app.metrics.clone();
-        let grpc = UserServiceServer::new(service::LinkService::new(app))
-            .max_decoding_message_size(max_message_bytes);
+        let service = Arc::new(service::UserApi::new(app));
         Self {
-            web: GrpcWebLayer::new().layer(grpc.clone()),
-            grpc,
+            general: Endpoint::new(service.clone(), general),
+            verify: Endpoint::new(service, verify),
             cors,
-            max_message_bytes,
             metrics,
         }
     }
@@ -120,16 +179,16 @@ impl GrpcApi {
     /// Answers a gRPC or gRPC-web request.
     pub async fn call(&self, flavor: Flavor, req: Request<Incoming>) -> Response<Body> {
         let started = Instant::now();
-        let route = if req.uri().path() == METHOD_PATH {
-            service::ROUTE
-        } else {
-            "grpc_unknown_method"
+        let (route, limit) = method_of(req.uri().path());
+        let endpoint = match limit {
+            Limit::General => &self.general,
+            Limit::Verify => &self.verify,
         };
         let mut response = match flavor {
-            Flavor::Plain => self.grpc.clone().call(req).await,
+            Flavor::Plain => endpoint.grpc.clone().call(req).await,
             Flavor::Web => {
                 let origin = req.headers().get(ORIGIN).cloned();
-                let mut response = self.web.clone().call(req).await;
+                let mut response = endpoint.web.clone().call(req).await;
                 if let Ok(response) = &mut response {
                     self.cors.decorate(origin.as_ref(), response.headers_mut());
                 }
@@ -137,7 +196,7 @@ impl GrpcApi {
             }
         }
         .unwrap_or_else(|never: Infallible| match never {});
-        status::rewrite_transport_status(response.headers_mut(), self.max_message_bytes);
+        status::rewrite_transport_status(response.headers_mut(), endpoint.max_message_bytes);
 
         // A unary call's answer is complete when its headers are: the
         // handler has run. The status label is the contract's HTTP status
@@ -215,6 +274,32 @@ mod tests {
     }
 
     #[test]
+    fn methods_have_their_routes_and_limits() {
+        for (path, ..) in METHODS {
+            let method = path
+                .strip_prefix(&format!("/{}/", passlink_proto::SERVICE_NAME))
+                .unwrap_or_else(|| panic!("{path} is not a method of the service"));
+            assert!(!method.contains('/'), "{path}");
+        }
+        assert_eq!(
+            method_of("/zitadel.user.v3alpha.UserService/VerifyWebAuthNRegistration"),
+            ("grpc_verify_registration", Limit::Verify)
+        );
+        assert_eq!(
+            method_of("/zitadel.user.v3alpha.UserService/StartWebAuthNRegistration"),
+            ("grpc_start_registration", Limit::General)
+        );
+        assert_eq!(
+            method_of("/zitadel.user.v3alpha.UserService/CreateWebAuthNRegistrationLink"),
+            ("grpc_create_link", Limit::General)
+        );
+        assert_eq!(
+            method_of("/zitadel.user.v3alpha.UserService/DeleteUser"),
+            ("grpc_unknown_method", Limit::General)
+        );
+    }
+
+    #[test]
     fn preflights_are_for_the_service_paths() {
         let preflight = |path: &str| {
             let req = Request::builder()
@@ -226,9 +311,9 @@ mod tests {
                 .unwrap();
             GrpcApi::is_preflight(&req)
         };
-        assert!(preflight(
-            "/zitadel.user.v3alpha.UserService/CreateWebAuthNRegistrationLink"
-        ));
+        for (path, ..) in METHODS {
+            assert!(preflight(path), "{path}");
+        }
         assert!(!preflight("/v3alpha/users/u/webauthn/registration_link"));
         assert!(!preflight("/zitadel.user.v3alpha.UserServiceX/Create"));
     }

@@ -1,30 +1,37 @@
-//! `zitadel.user.v3alpha.UserService` on the domain code: the request
-//! becomes the same `LinkRequest` the JSON handler builds, and `Created`
-//! becomes the response message. Nothing is checked here that the JSON path
-//! does not check in the same place.
+//! `zitadel.user.v3alpha.UserService` on the domain code: each request
+//! becomes the same neutral request the JSON handler builds (`LinkRequest`
+//! here, the registration requests in [`super::registration`]), and the
+//! results become response messages. Nothing is checked here that the JSON
+//! path does not check in the same place.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use passlink_proto::{
     AuthenticatorRegistrationCode, CreateWebAuthNRegistrationLinkRequest,
-    CreateWebAuthNRegistrationLinkResponse, Details, Medium, UserService,
+    CreateWebAuthNRegistrationLinkResponse, Details, Medium, StartWebAuthNRegistrationRequest,
+    StartWebAuthNRegistrationResponse, UserService, VerifyWebAuthNRegistrationRequest,
+    VerifyWebAuthNRegistrationResponse,
 };
 use passlink_shared::error::ApiError;
 use tonic::{Request, Response, Status};
 
 use crate::app::App;
+use crate::grpc::registration;
 use crate::grpc::status::to_status;
 use crate::handlers::links::{Created, LinkRequest, handle_request};
 
-/// The route name of the method in logs and metrics.
-pub const ROUTE: &str = "grpc_create_link";
+/// The route names of the methods in logs and metrics.
+pub const CREATE_LINK_ROUTE: &str = "grpc_create_link";
+pub const START_ROUTE: &str = "grpc_start_registration";
+pub const VERIFY_ROUTE: &str = "grpc_verify_registration";
 
 /// The service implementation tonic's generated server calls.
-pub struct LinkService {
+pub struct UserApi {
     app: Arc<App>,
 }
 
-impl LinkService {
+impl UserApi {
     pub fn new(app: Arc<App>) -> Self {
         Self { app }
     }
@@ -53,33 +60,65 @@ impl LinkService {
 }
 
 #[tonic::async_trait]
-impl UserService for LinkService {
+impl UserService for UserApi {
     async fn create_web_auth_n_registration_link(
         &self,
         request: Request<CreateWebAuthNRegistrationLinkRequest>,
     ) -> Result<Response<CreateWebAuthNRegistrationLinkResponse>, Status> {
-        match self.create(request).await {
-            Ok(response) => Ok(Response::new(response)),
-            Err(err) => {
-                crate::handlers::log_failure(&err, ROUTE);
-                Err(to_status(&err))
-            }
+        answer(CREATE_LINK_ROUTE, self.create(request)).await
+    }
+
+    async fn start_web_auth_n_registration(
+        &self,
+        request: Request<StartWebAuthNRegistrationRequest>,
+    ) -> Result<Response<StartWebAuthNRegistrationResponse>, Status> {
+        answer(START_ROUTE, registration::start(&self.app, request)).await
+    }
+
+    async fn verify_web_auth_n_registration(
+        &self,
+        request: Request<VerifyWebAuthNRegistrationRequest>,
+    ) -> Result<Response<VerifyWebAuthNRegistrationResponse>, Status> {
+        answer(VERIFY_ROUTE, registration::verify(&self.app, request)).await
+    }
+}
+
+/// A method's outcome as tonic wants it; failures the caller cannot fix
+/// are logged as the JSON routes log them.
+async fn answer<T>(
+    route: &'static str,
+    outcome: impl Future<Output = Result<T, ApiError>>,
+) -> Result<Response<T>, Status> {
+    match outcome.await {
+        Ok(response) => Ok(Response::new(response)),
+        Err(err) => {
+            crate::handlers::log_failure(&err, route);
+            Err(to_status(&err))
         }
+    }
+}
+
+/// The contract's `details` of a change.
+pub fn details(sequence: u64, change_ms: i64, resource_owner: String) -> Details {
+    Details {
+        sequence,
+        change_date: Some(prost_types::Timestamp {
+            seconds: change_ms.div_euclid(1000),
+            // Below 1e9, so it fits.
+            nanos: (change_ms.rem_euclid(1000) * 1_000_000) as i32,
+        }),
+        resource_owner,
     }
 }
 
 /// The response message of a created link.
 fn response(created: Created) -> CreateWebAuthNRegistrationLinkResponse {
     CreateWebAuthNRegistrationLinkResponse {
-        details: Some(Details {
-            sequence: created.sequence,
-            change_date: Some(prost_types::Timestamp {
-                seconds: created.change_ms.div_euclid(1000),
-                // Below 1e9, so it fits.
-                nanos: (created.change_ms.rem_euclid(1000) * 1_000_000) as i32,
-            }),
-            resource_owner: created.organization_id,
-        }),
+        details: Some(details(
+            created.sequence,
+            created.change_ms,
+            created.organization_id,
+        )),
         code: created.code.map(|code| AuthenticatorRegistrationCode {
             id: created.code_id.to_string(),
             code: code.expose().to_owned(),

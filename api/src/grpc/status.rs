@@ -52,7 +52,8 @@ pub fn rewrite_transport_status(headers: &mut HeaderMap, max_message_bytes: usiz
         tonic::Code::Unimplemented if !has_message => ApiError::new(
             Code::Unimplemented,
             "REQ-GRPC-METHOD",
-            "No such method; the service has CreateWebAuthNRegistrationLink",
+            "No such method; the service has CreateWebAuthNRegistrationLink, \
+             StartWebAuthNRegistration and VerifyWebAuthNRegistration",
         ),
         _ => return,
     };

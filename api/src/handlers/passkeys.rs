@@ -1,30 +1,25 @@
 //! StartWebAuthNRegistration and VerifyWebAuthNRegistration over JSON:
 //! `POST /v3alpha/users/{userId}/webauthn` and
-//! `POST /v3alpha/users/{userId}/webauthn/{webAuthNId}`. Decoding and
+//! `POST /v3alpha/users/{userId}/webauthn/{webAuthNId}`. Decoding into the
+//! requests every protocol shares ([`crate::registration::request`]) and
 //! encoding only; the ceremony is in [`crate::registration`].
 
-use http::{HeaderMap, Request, StatusCode};
+use http::{Request, StatusCode};
 use hyper::body::Incoming;
+use passlink_proto::WebAuthNAuthenticatorType;
 use passlink_shared::code::PlainCode;
 use passlink_shared::error::ApiError;
 use passlink_shared::json::Object;
-use passlink_shared::user::validate_user_id;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use uuid::Uuid;
-use webauthn_rs::prelude::{CreationChallengeResponse, RegisterPublicKeyCredential};
+use webauthn_rs::prelude::CreationChallengeResponse;
 
 use crate::app::App;
-use crate::auth::Caller;
 use crate::handlers::Details;
 use crate::http::{HttpResponse, json, path_segment, read_json};
-use crate::registration::{self, AuthenticatorType, Change, CodeInput, StartInput, VerifyInput};
-
-/// The contract's limit on the browser's `PublicKeyCredential`.
-pub const MAX_CREDENTIAL_BYTES: usize = 1 << 20;
-/// The longest code accepted for comparison; longer is malformed, not wrong.
-const MAX_CODE_CHARS: usize = 64;
-const MAX_TEXT_CHARS: usize = 200;
+use crate::registration::request::{self, CodeRequest, StartRequest, VerifyRequest};
+use crate::registration::{self, Change};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -83,29 +78,15 @@ fn details(change: &Change) -> Details {
     Details::new(change.sequence, change.change_ms, &change.organization_id)
 }
 
-/// The caller, when the request carries a token; a token that is given
-/// must be valid even where a code alone would do.
-async fn optional_caller(
-    app: &App,
-    headers: &HeaderMap,
-) -> Result<Option<std::sync::Arc<Caller>>, ApiError> {
-    if headers.contains_key(http::header::AUTHORIZATION) {
-        app.caller(headers).await.map(Some)
-    } else {
-        Ok(None)
-    }
-}
-
 pub async fn start(
     app: &App,
     req: Request<Incoming>,
     raw_user_id: &str,
 ) -> Result<HttpResponse, ApiError> {
     let user_id = path_segment(raw_user_id)?;
-    let caller = optional_caller(app, req.headers()).await?;
+    let caller = app.optional_caller(req.headers()).await?;
     let Object(body): Object<StartBody> = read_json(req, app.config.http.max_body_bytes).await?;
-    validate_user_id(&user_id)?;
-    let input = start_input(body, user_id)?;
+    let input = start_request(body, user_id)?.validate()?;
 
     let started = registration::start(app, caller.as_deref(), input).await?;
     Ok(json(
@@ -125,16 +106,11 @@ pub async fn verify(
     raw_webauthn_id: &str,
 ) -> Result<HttpResponse, ApiError> {
     let user_id = path_segment(raw_user_id)?;
-    let caller = optional_caller(app, req.headers()).await?;
-    // Room for the credential and the few small fields around it.
-    let limit = app
-        .config
-        .http
-        .max_body_bytes
-        .max(MAX_CREDENTIAL_BYTES + 16 * 1024);
+    let webauthn_id = path_segment(raw_webauthn_id)?;
+    let caller = app.optional_caller(req.headers()).await?;
+    let limit = request::max_verify_bytes(app.config.http.max_body_bytes);
     let Object(body): Object<VerifyBody> = read_json(req, limit).await?;
-    validate_user_id(&user_id)?;
-    let input = verify_input(body, user_id, raw_webauthn_id)?;
+    let input = verify_request(body, user_id, webauthn_id)?.validate()?;
 
     let verified = registration::verify(app, caller.as_deref(), input).await?;
     Ok(json(
@@ -145,126 +121,54 @@ pub async fn verify(
     ))
 }
 
-fn start_input(body: StartBody, user_id: String) -> Result<StartInput, ApiError> {
+/// The JSON body as the neutral request; a body `userId` must agree with
+/// the path.
+fn start_request(body: StartBody, user_id: String) -> Result<StartRequest, ApiError> {
     check_body_user(body.user_id.as_deref(), &user_id)?;
-    let domain = body.domain.unwrap_or_default();
-    if !text_ok(&domain) {
-        return Err(ApiError::invalid(
-            "PASSKEY-DOMAIN-INVALID",
-            "domain is required: the relying party's domain, 1 to 200 characters",
-        ));
-    }
-    let code = body.code.map(|Object(code)| code_input(code)).transpose()?;
-    Ok(StartInput {
+    Ok(StartRequest {
         user_id,
-        domain,
-        authenticator: authenticator_type(body.authenticator_type.as_ref())?,
-        code,
+        domain: body.domain.unwrap_or_default(),
+        authenticator_type: authenticator_type(body.authenticator_type.as_ref()),
+        code: body.code.map(|Object(code)| CodeRequest {
+            id: code.id.unwrap_or_default(),
+            code: PlainCode::new(code.code.unwrap_or_default()),
+        }),
     })
 }
 
-fn code_input(body: CodeBody) -> Result<CodeInput, ApiError> {
-    let id = body
-        .id
-        .as_deref()
-        .and_then(|id| id.parse::<Uuid>().ok())
-        .ok_or_else(|| ApiError::invalid("CODE-ID-INVALID", "code.id must be a UUID"))?;
-    let code = body.code.unwrap_or_default();
-    let chars = code.chars().count();
-    if chars == 0 || chars > MAX_CODE_CHARS {
-        return Err(ApiError::invalid(
-            "CODE-FORMAT",
-            "code.code must be 1 to 64 characters",
-        ));
-    }
-    Ok(CodeInput {
-        id,
-        code: PlainCode::new(code),
-    })
-}
-
-/// protojson writes an enum as its name and also reads its number.
-fn authenticator_type(value: Option<&serde_json::Value>) -> Result<AuthenticatorType, ApiError> {
+/// protojson writes an enum as its name and also reads its number; `None`
+/// for anything that names no type, which validation refuses.
+fn authenticator_type(value: Option<&serde_json::Value>) -> Option<i32> {
     use serde_json::Value;
-    let kind = match value {
-        None | Some(Value::Null) => Some(AuthenticatorType::Unspecified),
-        Some(Value::String(name)) => match name.as_str() {
-            "WEB_AUTH_N_AUTHENTICATOR_TYPE_UNSPECIFIED" => Some(AuthenticatorType::Unspecified),
-            "WEB_AUTH_N_AUTHENTICATOR_TYPE_PLATFORM" => Some(AuthenticatorType::Platform),
-            "WEB_AUTH_N_AUTHENTICATOR_TYPE_CROSS_PLATFORM" => {
-                Some(AuthenticatorType::CrossPlatform)
-            }
-            _ => None,
-        },
-        Some(Value::Number(n)) => match n.as_u64() {
-            Some(0) => Some(AuthenticatorType::Unspecified),
-            Some(1) => Some(AuthenticatorType::Platform),
-            Some(2) => Some(AuthenticatorType::CrossPlatform),
-            _ => None,
-        },
+    match value {
+        None | Some(Value::Null) => Some(WebAuthNAuthenticatorType::Unspecified as i32),
+        Some(Value::String(name)) => request::authenticator_type_number(name),
+        Some(Value::Number(n)) => n.as_i64().and_then(|n| i32::try_from(n).ok()),
         Some(_) => None,
-    };
-    kind.ok_or_else(|| {
-        ApiError::invalid(
-            "PASSKEY-AUTHENTICATOR-TYPE-INVALID",
-            "authenticatorType must be WEB_AUTH_N_AUTHENTICATOR_TYPE_UNSPECIFIED, \
-             WEB_AUTH_N_AUTHENTICATOR_TYPE_PLATFORM or \
-             WEB_AUTH_N_AUTHENTICATOR_TYPE_CROSS_PLATFORM",
-        )
-    })
+    }
 }
 
-fn verify_input(
+/// The JSON body as the neutral request; a body `userId` or `webAuthNId`
+/// must agree with the path.
+fn verify_request(
     body: VerifyBody,
     user_id: String,
-    raw_webauthn_id: &str,
-) -> Result<VerifyInput, ApiError> {
+    webauthn_id: String,
+) -> Result<VerifyRequest, ApiError> {
     check_body_user(body.user_id.as_deref(), &user_id)?;
-    let id_error = || ApiError::invalid("PASSKEY-ID-INVALID", "webAuthNId must be a UUID");
-    let webauthn_id: Uuid = path_segment(raw_webauthn_id)?
-        .parse()
-        .map_err(|_| id_error())?;
     if let Some(body_id) = body.webauthn_id.as_deref()
-        && body_id.parse::<Uuid>().ok() != Some(webauthn_id)
+        && body_id.parse::<Uuid>().ok() != webauthn_id.parse::<Uuid>().ok()
     {
         return Err(ApiError::invalid(
             "PASSKEY-ID-MISMATCH",
             "The webAuthNId in the body differs from the one in the path",
         ));
     }
-
-    let name = body.name.unwrap_or_default().trim().to_owned();
-    if !text_ok(&name) {
-        return Err(ApiError::invalid(
-            "PASSKEY-NAME-INVALID",
-            "webAuthNName is required: 1 to 200 characters without control characters",
-        ));
-    }
-
-    let invalid = |why: String| ApiError::invalid("PASSKEY-CREDENTIAL-INVALID", why);
-    let raw = body
-        .credential
-        .ok_or_else(|| invalid("publicKeyCredential is required".into()))?;
-    if raw.get().len() > MAX_CREDENTIAL_BYTES {
-        return Err(invalid(format!(
-            "publicKeyCredential is larger than {MAX_CREDENTIAL_BYTES} bytes"
-        )));
-    }
-    if !raw.get().trim_start().starts_with('{') {
-        return Err(invalid("publicKeyCredential must be a JSON object".into()));
-    }
-    let credential: RegisterPublicKeyCredential =
-        serde_json::from_str(raw.get()).map_err(|err| {
-            invalid(format!(
-                "publicKeyCredential is not a valid credential: {err}"
-            ))
-        })?;
-
-    Ok(VerifyInput {
+    Ok(VerifyRequest {
         user_id,
         webauthn_id,
-        credential,
-        name,
+        credential: body.credential,
+        name: body.name.unwrap_or_default(),
     })
 }
 
@@ -278,22 +182,20 @@ fn check_body_user(body_user: Option<&str>, path_user: &str) -> Result<(), ApiEr
     Ok(())
 }
 
-fn text_ok(text: &str) -> bool {
-    (1..=MAX_TEXT_CHARS).contains(&text.chars().count()) && !text.chars().any(char::is_control)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::registration::request::MAX_CREDENTIAL_BYTES;
+    use crate::registration::{AuthenticatorType, StartInput, VerifyInput};
 
     fn start(json: &str) -> Result<StartInput, ApiError> {
         let Object(body): Object<StartBody> = crate::http::decode(json.as_bytes())?;
-        start_input(body, "u1".into())
+        start_request(body, "u1".into())?.validate()
     }
 
     fn verify(json: &str, id: &str) -> Result<VerifyInput, ApiError> {
         let Object(body): Object<VerifyBody> = crate::http::decode(json.as_bytes())?;
-        verify_input(body, "u1".into(), id)
+        verify_request(body, "u1".into(), id.into())?.validate()
     }
 
     const ID: &str = "e2a48d6a-362b-4db6-a1fb-34feab84dc62";

@@ -2,8 +2,9 @@
 //! independent of the protocol it arrives over.
 //!
 //! [`start`] and [`verify`] take validated inputs and the authenticated
-//! caller, if any, and return plain result structs; the JSON handlers (and
-//! later gRPC) only decode and encode.
+//! caller, if any, and return plain result structs. JSON, gRPC and gRPC-web
+//! decode into the requests of [`request`], validate them there alike, and
+//! only encode the results.
 //!
 //! Who may register:
 //! - with a live code for the user, anybody holding it (the person who
@@ -21,6 +22,7 @@
 pub mod cose;
 pub mod errors;
 pub mod relying_party;
+pub mod request;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
