@@ -1,8 +1,9 @@
 //! Reading requests and writing responses the way the contract wants them.
 
 use bytes::Bytes;
+use bytes::BytesMut;
 use http::{HeaderValue, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use passlink_shared::error::ApiError;
 use serde::Serialize;
@@ -65,22 +66,40 @@ pub async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Ap
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    let content_type = req.headers().get(header::CONTENT_TYPE).cloned();
+    let mut body = req.into_body();
     if declared.is_some_and(|n| n > limit as u64) {
+        drain(&mut body).await;
         return Err(too_large());
     }
-    let content_type = req.headers().get(header::CONTENT_TYPE).cloned();
 
-    let body = Limited::new(req.into_body(), limit)
-        .collect()
-        .await
-        .map_err(|err| {
-            if err.is::<http_body_util::LengthLimitError>() {
-                too_large()
-            } else {
+    // A body that trickles in is cut off like a slow request head.
+    let collect = async {
+        let mut collected = BytesMut::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|_| {
                 ApiError::invalid("REQ-BODY-UNREADABLE", "The request body could not be read")
+            })?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            if collected.len() + data.len() > limit {
+                drain(&mut body).await;
+                return Err(too_large());
             }
-        })?
-        .to_bytes();
+            collected.extend_from_slice(&data);
+        }
+        Ok(collected.freeze())
+    };
+    let body = tokio::time::timeout(BODY_READ_TIMEOUT, collect)
+        .await
+        .map_err(|_| {
+            ApiError::invalid(
+                "REQ-BODY-TIMEOUT",
+                "The request body did not arrive in time",
+            )
+            .with_http_status(408)
+        })??;
 
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Bytes::from_static(b"{}"));
@@ -96,6 +115,29 @@ pub async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Ap
 }
 
 pub use passlink_shared::link_request::decode_json as decode;
+
+/// How much of an oversized body is read and thrown away before the 413 goes
+/// out. A server that answers and closes while the client is still sending
+/// makes the kernel reset the connection, and the client sees the reset
+/// instead of the answer; reading the rest first avoids that for bodies up
+/// to this size (larger ones are cut off).
+const DRAIN_LIMIT: usize = 4 << 20;
+
+/// Upper bound for reading a request body (and for draining one).
+const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
+async fn drain(body: &mut Incoming) {
+    let _ = tokio::time::timeout(BODY_READ_TIMEOUT, async {
+        let mut seen = 0usize;
+        while seen < DRAIN_LIMIT {
+            match body.frame().await {
+                Some(Ok(frame)) => seen += frame.data_ref().map_or(0, |d| d.len()),
+                _ => return,
+            }
+        }
+    })
+    .await;
+}
 
 fn is_json(content_type: Option<&HeaderValue>) -> bool {
     let Some(value) = content_type.and_then(|v| v.to_str().ok()) else {
