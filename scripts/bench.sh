@@ -44,9 +44,9 @@ cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
   redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
-  for q in "$QUEUE" "$QUEUE.dead" "$QUEUE.retry.1" "$QUEUE.retry.2" "$QUEUE.retry.3" "$QUEUE.retry.4"; do
-    rabbitmqctl -q delete_queue "$q" >/dev/null 2>&1 || true
-  done
+  $BIN/passlink-bench amqp-clean --exchange "$EXCHANGE" --queue "$QUEUE" \
+    --queue "$QUEUE.dead" --queue "$QUEUE.retry.1" --queue "$QUEUE.retry.2" \
+    --queue "$QUEUE.retry.3" --queue "$QUEUE.retry.4" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT INT TERM
 

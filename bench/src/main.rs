@@ -54,6 +54,15 @@ enum Command {
         #[arg(long, default_value = "180s", value_parser = humantime_duration)]
         timeout: Duration,
     },
+    /// Deletes RabbitMQ queues and an exchange a run left behind.
+    AmqpClean {
+        #[arg(long, default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
+        url: String,
+        #[arg(long)]
+        exchange: Vec<String>,
+        #[arg(long)]
+        queue: Vec<String>,
+    },
     /// gRPC load: returnCode links for random users.
     Grpc {
         #[arg(long)]
@@ -70,6 +79,23 @@ enum Command {
         #[arg(long, default_value_t = 4)]
         connections: usize,
     },
+}
+
+async fn amqp_clean(url: &str, exchanges: &[String], queues: &[String]) -> anyhow::Result<()> {
+    let connection = lapin::Connection::connect(url, Default::default()).await?;
+    let channel = connection.create_channel().await?;
+    for queue in queues {
+        channel
+            .queue_delete(queue.as_str().into(), Default::default())
+            .await?;
+    }
+    for exchange in exchanges {
+        channel
+            .exchange_delete(exchange.as_str().into(), Default::default())
+            .await?;
+    }
+    connection.close(200, "cleaned".into()).await?;
+    Ok(())
 }
 
 fn humantime_duration(text: &str) -> Result<Duration, String> {
@@ -126,6 +152,11 @@ fn main() -> anyhow::Result<()> {
                 concurrency,
                 connections,
             } => grpc::run(&api, &token, &users, duration, concurrency, connections).await,
+            Command::AmqpClean {
+                url,
+                exchange,
+                queue,
+            } => amqp_clean(&url, &exchange, &queue).await,
         }
     })
 }
