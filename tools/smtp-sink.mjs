@@ -6,6 +6,7 @@
 //
 //   node smtp-sink.mjs --smtp 2525 --http 2580 [--store mail.jsonl] [--count-only]
 //                      [--no-smtputf8]   (do not offer SMTPUTF8)
+//                      [--delay-ms N]    (answer each message N ms late, as a slow server)
 //
 // HTTP API (loopback only):
 //   GET  /emails          accepted messages: [{id, to, subject, text, messageId, at}]
@@ -27,6 +28,7 @@ const httpPort = Number(option('http', 2580));
 const store = option('store', null);
 const countOnly = args.includes('--count-only');
 const noSmtpUtf8 = args.includes('--no-smtputf8');
+const delayMs = Number(option('delay-ms', 0));
 
 let refused = new Set();
 const stats = { accepted: 0, refused: 0, bytes: 0 };
@@ -73,7 +75,8 @@ const smtp = new SMTPServer({
         if (store) appendFileSync(store, JSON.stringify(record) + '\n');
         emails.push(record);
         stats.accepted += 1;
-        callback();
+        if (delayMs > 0) setTimeout(callback, delayMs);
+        else callback();
       })
       .catch((err) => callback(err));
   },

@@ -19,8 +19,24 @@ const USERS: usize = 300;
 const WAIT: Duration = Duration::from_secs(90);
 
 /// A stack that mails to its own sink; `options.env` may add settings.
-async fn stack_with_sink(tag: &str, mut options: StackOptions) -> (Stack, SmtpSink) {
-    let sink = SmtpSink::start(&format!("{tag}-{}", std::process::id())).await;
+async fn stack_with_sink(tag: &str, options: StackOptions) -> (Stack, SmtpSink) {
+    stack_with_slow_sink(tag, options, 0).await
+}
+
+/// The same with a sink that answers each message `delay_ms` late, so that
+/// a fault hits a worker with sends in flight.
+async fn stack_with_slow_sink(
+    tag: &str,
+    mut options: StackOptions,
+    delay_ms: u64,
+) -> (Stack, SmtpSink) {
+    let delay = delay_ms.to_string();
+    let flags: &[&str] = if delay_ms > 0 {
+        &["--delay-ms", &delay]
+    } else {
+        &[]
+    };
+    let sink = SmtpSink::start_with(&format!("{tag}-{}", std::process::id()), flags).await;
     options = options
         .with_env("PASSLINK_SMTP_PORT", &sink.smtp_port.to_string())
         .with_env("PASSLINK_SMTP_TIMEOUT", "2s");
@@ -98,7 +114,7 @@ async fn a_worker_killed_midway_loses_nothing() {
     let options = StackOptions::default()
         .with_env("PASSLINK_WORKER_CONCURRENCY", "4")
         .with_env("PASSLINK_WORKER_PREFETCH", "8");
-    let (mut stack, sink) = stack_with_sink("kill", options).await;
+    let (mut stack, sink) = stack_with_slow_sink("kill", options, 20).await;
     let users = users(&stack).await;
     send_links(&stack, &users).await;
 
@@ -179,7 +195,7 @@ async fn rabbitmq_stopped_and_started_during_the_run() {
         .with_env("PASSLINK_AMQP_URL", &broker.url())
         .with_env("PASSLINK_WORKER_CONCURRENCY", "2")
         .with_env("PASSLINK_WORKER_PREFETCH", "4");
-    let (stack, sink) = stack_with_sink("rabbit", options).await;
+    let (stack, sink) = stack_with_slow_sink("rabbit", options, 20).await;
     let users = users(&stack).await;
     let (first, second) = users.split_at(USERS / 2);
 
@@ -338,7 +354,7 @@ async fn sigterm_under_load_finishes_in_flight_and_loses_nothing() {
     let options = StackOptions::default()
         .with_env("PASSLINK_WORKER_CONCURRENCY", "4")
         .with_env("PASSLINK_WORKER_PREFETCH", "16");
-    let (mut stack, sink) = stack_with_sink("term", options).await;
+    let (mut stack, sink) = stack_with_slow_sink("term", options, 20).await;
     let users = users(&stack).await;
     send_links(&stack, &users).await;
 
