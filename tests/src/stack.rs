@@ -448,12 +448,13 @@ impl Stack {
         );
     }
 
-    /// How many delivery statuses are in one of `states`.
+    /// How many delivery statuses are in one of `states`. A sendLink code
+    /// no worker has claimed yet has no status of its own and counts as
+    /// "queued".
     pub async fn deliveries_in_state(&self, states: &[&str]) -> usize {
-        let pattern = format!("{}:*:delivery:*", self.id);
         let mut count = 0;
         for mut conn in self.redis_node_conns().await {
-            for key in scan(&mut conn, &pattern).await {
+            for key in scan(&mut conn, &format!("{}:*:delivery:*", self.id)).await {
                 let state: Option<String> = redis::cmd("HGET")
                     .arg(&key)
                     .arg("state")
@@ -462,6 +463,27 @@ impl Stack {
                     .ok()
                     .flatten();
                 if state.is_some_and(|s| states.contains(&s.as_str())) {
+                    count += 1;
+                }
+            }
+            if !states.contains(&"queued") {
+                continue;
+            }
+            for key in scan(&mut conn, &format!("{}:*:code:*", self.id)).await {
+                let job: Option<String> = redis::cmd("HGET")
+                    .arg(&key)
+                    .arg("job")
+                    .query_async(&mut conn)
+                    .await
+                    .ok()
+                    .flatten();
+                let delivery = key.replacen(":code:", ":delivery:", 1);
+                let claimed: bool = redis::cmd("EXISTS")
+                    .arg(&delivery)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap_or(true);
+                if job.is_some() && !claimed {
                     count += 1;
                 }
             }

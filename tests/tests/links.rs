@@ -269,3 +269,53 @@ async fn the_delivery_status_follows_the_email() {
         .await;
     assert_eq!(status, 404, "{body}");
 }
+
+#[tokio::test]
+async fn a_link_no_worker_took_yet_is_queued() {
+    let stack = Stack::start(StackOptions {
+        workers: 0,
+        ..Default::default()
+    })
+    .await;
+    let user = "user-queued";
+    stack
+        .put_user(user, &stack.org_a, &stack.email_of("queued"), "Q")
+        .await;
+    let (status, _) = stack
+        .create_link(&stack.tokens.org_a, user, json!({}))
+        .await;
+    assert_eq!(status, 200);
+    let (status, returned) = stack
+        .create_link(&stack.tokens.org_a, user, json!({"returnCode": {}}))
+        .await;
+    assert_eq!(status, 200);
+
+    let mut conn = stack.redis().await;
+    let ids: Vec<String> = redis::cmd("ZRANGE")
+        .arg(stack.keys.user_codes(user))
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let returned_id = returned["code"]["id"].as_str().unwrap();
+    let sent_id = ids
+        .iter()
+        .find(|id| *id != returned_id)
+        .expect("the emailed code");
+
+    let path = format!("/v3alpha/users/{user}/webauthn/registration_link/{sent_id}");
+    let (status, body) = stack
+        .request(reqwest::Method::GET, &path, Some(&stack.tokens.org_a), None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["state"], "queued");
+    assert_eq!(body["attempt"], 0);
+    assert!(body["jobId"].as_str().is_some_and(|j| !j.is_empty()));
+
+    let path = format!("/v3alpha/users/{user}/webauthn/registration_link/{returned_id}");
+    let (status, _) = stack
+        .request(reqwest::Method::GET, &path, Some(&stack.tokens.org_a), None)
+        .await;
+    assert_eq!(status, 404, "a returned code has no email to report on");
+}

@@ -205,9 +205,12 @@ async fn process(processor: &Processor, publish: &Channel, slots: &Semaphore, de
         let Ok(_permit) = slots.acquire().await else {
             return Err("the worker is stopping".to_owned());
         };
-        let (disposition, outcome) = processor.handle(body, attempt).await;
+        // Boxed, so that a job waiting for its slot holds a few bytes rather
+        // than the whole sending state machine: a worker may hold thousands
+        // of prefetched jobs.
+        let (disposition, outcome) = Box::pin(processor.handle(body, attempt)).await;
         tracing::trace!(outcome = outcome.as_str(), "handled");
-        carry_out(processor, publish, body, disposition).await
+        Box::pin(carry_out(processor, publish, body, disposition)).await
     });
     let results = join_all(handled).await;
 

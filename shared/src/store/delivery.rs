@@ -12,7 +12,7 @@ use std::fmt;
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use redis::{AsyncCommands, Script, Value};
+use redis::{Script, Value};
 use serde::Serialize;
 
 use super::{Store, StoreError, int_at, text_at};
@@ -192,27 +192,46 @@ impl Store {
         Ok(())
     }
 
-    /// The delivery status of one code, if it is still kept.
+    /// The delivery status of one code, if it is still kept. Before a
+    /// worker claims the job, the code record says it is queued.
     pub async fn delivery_status(
         &self,
         user_id: &str,
         code_id: &str,
     ) -> Result<Option<DeliveryStatus>, StoreError> {
         let mut conn = self.conn.clone();
-        let fields: HashMap<String, String> =
-            conn.hgetall(self.keys.delivery(user_id, code_id)).await?;
-        let Some(state) = fields.get("state").and_then(|s| DeliveryState::parse(s)) else {
+        let (delivery, code): (HashMap<String, String>, HashMap<String, String>) = redis::pipe()
+            .hgetall(self.keys.delivery(user_id, code_id))
+            .hgetall(self.keys.code(user_id, code_id))
+            .query_async(&mut conn)
+            .await?;
+        let number = |map: &HashMap<String, String>, name: &str| {
+            map.get(name).and_then(|v| v.parse::<i64>().ok())
+        };
+        if let Some(state) = delivery.get("state").and_then(|s| DeliveryState::parse(s)) {
+            return Ok(Some(DeliveryStatus {
+                state,
+                job_id: delivery.get("job").cloned().unwrap_or_default(),
+                attempt: number(&delivery, "attempt")
+                    .unwrap_or(0)
+                    .clamp(0, i64::from(u32::MAX)) as u32,
+                next_attempt_ms: number(&delivery, "next_at"),
+                reason: delivery.get("reason").cloned(),
+                updated_ms: number(&delivery, "updated").unwrap_or(0),
+                expires_ms: number(&delivery, "exp"),
+            }));
+        }
+        let Some(job_id) = code.get("job") else {
             return Ok(None);
         };
-        let number = |name: &str| fields.get(name).and_then(|v| v.parse::<i64>().ok());
         Ok(Some(DeliveryStatus {
-            state,
-            job_id: fields.get("job").cloned().unwrap_or_default(),
-            attempt: number("attempt").unwrap_or(0).clamp(0, i64::from(u32::MAX)) as u32,
-            next_attempt_ms: number("next_at"),
-            reason: fields.get("reason").cloned(),
-            updated_ms: number("updated").unwrap_or(0),
-            expires_ms: number("exp"),
+            state: DeliveryState::Queued,
+            job_id: job_id.clone(),
+            attempt: 0,
+            next_attempt_ms: None,
+            reason: None,
+            updated_ms: number(&code, "created").unwrap_or(0),
+            expires_ms: number(&code, "exp"),
         }))
     }
 }

@@ -52,21 +52,25 @@ redis.call('HSET', KEYS[1], 'changed', ARGV[6])
 -- The record outlives the code by the status retention: redeeming tells an
 -- expired code from an unknown one by its 'exp', and scripts that read it
 -- compare 'exp' with the clock instead of relying on the key's TTL.
-redis.call('HSET', KEYS[2], 'user', ARGV[1], 'org', org, 'hash', ARGV[5],
-  'exp', expires, 'fails', 0)
+-- For sendLink the record also names its job: until a worker claims it (and
+-- writes the delivery status, KEYS[3]), the status reads "queued" from here.
+-- That spares the request path a key of its own.
+if ARGV[8] ~= '' then
+  redis.call('HSET', KEYS[2], 'user', ARGV[1], 'org', org, 'hash', ARGV[5],
+    'exp', expires, 'fails', 0, 'job', ARGV[10], 'created', ARGV[6])
+else
+  redis.call('HSET', KEYS[2], 'user', ARGV[1], 'org', org, 'hash', ARGV[5],
+    'exp', expires, 'fails', 0)
+end
 redis.call('PEXPIRE', KEYS[2], ttl + tonumber(ARGV[9]))
 
+-- The newest code expires last, so its expiry is the index's.
 redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
 redis.call('ZADD', KEYS[5], expires, ARGV[4])
-if redis.call('PTTL', KEYS[5]) < ttl then
-  redis.call('PEXPIRE', KEYS[5], ttl)
-end
+redis.call('PEXPIRE', KEYS[5], ttl)
 
 if ARGV[8] ~= '' then
   redis.call('XADD', KEYS[4], '*', 'job', ARGV[8])
-  redis.call('HSET', KEYS[3], 'state', 'queued', 'job', ARGV[10], 'attempt', 0,
-    'updated', ARGV[6], 'exp', expires)
-  redis.call('PEXPIRE', KEYS[3], ttl + tonumber(ARGV[9]))
 end
 
 return {'OK', seq, org}
