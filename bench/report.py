@@ -73,7 +73,7 @@ Redis, RabbitMQ, the load tool, the SMTP sink and Passlink all share it.
 
 Setup: release builds; a private Redis {sh('redis-server --version | cut -d" " -f3')} without persistence;
 RabbitMQ {sh('rabbitmqctl version 2>/dev/null')} (durable queues, persistent messages, publisher confirms);
-one API process with two relay tasks; workers with concurrency 64, prefetch 64; 100,000 users from
+one API process with one relay task; workers with concurrency 64, prefetch 64; 100,000 users from
 `tests/data/make-users.py`; load from oha with 64 connections for HTTP and 64 calls in flight over
 4 HTTP/2 connections for gRPC; rate limits off (one caller sends everything).
 

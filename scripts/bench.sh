@@ -96,7 +96,7 @@ oha_run hello "$HELLO_PORT" '{"returnCode":{}}'
 kill "$HELLO"
 
 say "starting the API"
-PASSLINK_LISTEN=127.0.0.1:$API_PORT PASSLINK_RELAY_TASKS=2 \
+PASSLINK_LISTEN=127.0.0.1:$API_PORT \
   $BIN/passlink-api > "$OUT/api.log" 2>&1 &
 API=$!; pids+=($API)
 wait_port "$API_PORT" 30 passlink-api
