@@ -67,9 +67,17 @@ pub async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Ap
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     let content_type = req.headers().get(header::CONTENT_TYPE).cloned();
+    // A client that asked "Expect: 100-continue" has not sent the body yet
+    // and waits for the verdict; any other is sending it now.
+    let waits_to_send = req
+        .headers()
+        .get(header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     let mut body = req.into_body();
     if declared.is_some_and(|n| n > limit as u64) {
-        drain(&mut body).await;
+        if !waits_to_send {
+            drain(&mut body).await;
+        }
         return Err(too_large());
     }
 

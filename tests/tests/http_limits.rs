@@ -65,6 +65,31 @@ async fn oversized_heads_and_bodies_are_refused() {
 }
 
 #[tokio::test]
+async fn a_client_that_waits_to_send_hears_no_at_once() {
+    let stack = Stack::start(StackOptions {
+        workers: 0,
+        ..Default::default()
+    })
+    .await;
+    let mut stream = TcpStream::connect(addr(&stack)).await.unwrap();
+    let head = format!(
+        "POST /v3alpha/users/u/webauthn/registration_link HTTP/1.1\r\nhost: a\r\n\
+         authorization: Bearer {}\r\ncontent-type: application/json\r\n\
+         content-length: 10000000\r\nexpect: 100-continue\r\n\r\n",
+        stack.tokens.admin
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let answer = read_some(&mut stream, Duration::from_secs(3))
+        .await
+        .unwrap_or_default();
+    assert!(
+        answer.starts_with("HTTP/1.1 413"),
+        "refused before the body: {answer:.200}"
+    );
+    assert!(!answer.contains("100 Continue"), "{answer:.200}");
+}
+
+#[tokio::test]
 async fn slow_clients_are_cut_off() {
     let stack = Stack::start(
         StackOptions {
