@@ -11,7 +11,11 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 
-const BODY: &[u8] = br#"{"details":{"sequence":"2","changeDate":"2024-03-27T10:05:49.794Z","resourceOwner":"69629023906488334"}}"#;
+const BODY: &[u8] = concat!(
+    r#"{"details":{"sequence":"2","changeDate":"2024-03-27T10:05:49.794Z","#,
+    r#""resourceOwner":"69629023906488334"}}"#
+)
+.as_bytes();
 
 pub async fn serve(listen: &str) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await?;

@@ -281,7 +281,8 @@ impl Processor {
             .record_delivery(job, state, attempt, next_at, reason, now_ms(), retention)
             .await
         {
-            tracing::warn!(error = %err, state = state.as_str(), "cannot record the delivery status");
+            tracing::warn!(error = %err, state = state.as_str(),
+                "cannot record the delivery status");
         }
     }
 
