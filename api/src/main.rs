@@ -168,7 +168,7 @@ async fn serve() -> anyhow::Result<ExitCode> {
     tracing::info!(%addr, version = env!("CARGO_PKG_VERSION"), "listening");
 
     let server = tokio::spawn(server::serve(app.clone(), listener, server_stop, grace));
-    shutdown_signal().await;
+    passlink_shared::shutdown::signal().await;
     tracing::info!("shutting down");
 
     let _ = stop_server.send(true);
@@ -212,26 +212,6 @@ async fn load_authenticator(config: &ApiConfig) -> anyhow::Result<Authenticator>
             "the tokens file has no tokens; every request will be refused");
     }
     Ok(auth)
-}
-
-/// SIGTERM or SIGINT.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-        }
-        _ => {
-            // Without signal handlers, Ctrl-C is still caught.
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }
 
 async fn import_users(file: PathBuf) -> anyhow::Result<ExitCode> {

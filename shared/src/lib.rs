@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod passkey;
 pub mod seal;
 pub mod settings;
+pub mod shutdown;
 pub mod store;
 pub mod telemetry;
 pub mod time;

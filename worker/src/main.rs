@@ -152,7 +152,7 @@ async fn run(config: WorkerConfig) -> anyhow::Result<ExitCode> {
     let (stop, stopped) = watch::channel(false);
     let consumer = tokio::spawn(consumer::run(processor, stopped));
 
-    shutdown_signal().await;
+    passlink_shared::shutdown::signal().await;
     tracing::info!("shutting down");
     let _ = stop.send(true);
     let _ = consumer.await;
@@ -186,23 +186,4 @@ async fn dead_letter_command(
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// SIGTERM or SIGINT.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-        }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }

@@ -172,16 +172,7 @@ impl JwtVerifier {
             Some(url) => url.clone(),
             None => self.discover().await?,
         };
-        let set: JwkSet = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(|err| format!("fetching {url}: {err}"))?
-            .json()
-            .await
-            .map_err(|err| format!("{url} is not a key set: {err}"))?;
+        let set: JwkSet = self.get_json(&url).await?;
 
         let mut keys = HashMap::new();
         for jwk in &set.keys {
@@ -201,21 +192,25 @@ impl JwtVerifier {
         Ok(())
     }
 
-    async fn discover(&self) -> Result<String, String> {
-        let url = format!(
-            "{}/.well-known/openid-configuration",
-            self.settings.issuer.trim_end_matches('/')
-        );
-        let config: Value = self
-            .http
-            .get(&url)
+    /// GETs `url` and decodes its JSON body; errors name the URL.
+    async fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, String> {
+        self.http
+            .get(url)
             .send()
             .await
             .and_then(reqwest::Response::error_for_status)
             .map_err(|err| format!("fetching {url}: {err}"))?
             .json()
             .await
-            .map_err(|err| format!("{url} is not JSON: {err}"))?;
+            .map_err(|err| format!("{url} is not what was expected: {err}"))
+    }
+
+    async fn discover(&self) -> Result<String, String> {
+        let url = format!(
+            "{}/.well-known/openid-configuration",
+            self.settings.issuer.trim_end_matches('/')
+        );
+        let config: Value = self.get_json(&url).await?;
         config["jwks_uri"]
             .as_str()
             .map(str::to_owned)
