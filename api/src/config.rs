@@ -41,6 +41,10 @@ pub struct HttpLimits {
     /// clock also runs while an HTTP/1 keep-alive connection waits for its
     /// next request, so it doubles as the idle timeout.
     pub header_read_timeout: Duration,
+    /// A connection with no request open for this long is closed, whatever
+    /// its protocol: also one that never sends a byte, or an HTTP/2
+    /// connection kept up only by pings.
+    pub idle_timeout: Duration,
     pub max_connections: usize,
 }
 
@@ -111,6 +115,7 @@ impl ApiConfig {
             max_header_bytes: r.number("PASSLINK_MAX_HEADER_BYTES", 16 * 1024, 8192..=1 << 20),
             header_read_timeout: r
                 .duration("PASSLINK_HEADER_READ_TIMEOUT", Duration::from_secs(10)),
+            idle_timeout: r.duration("PASSLINK_IDLE_TIMEOUT", Duration::from_secs(60)),
             max_connections: r.number("PASSLINK_MAX_CONNECTIONS", 4096, 1..=1_000_000),
         };
         let relay = RelaySettings {

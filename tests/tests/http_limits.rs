@@ -128,6 +128,45 @@ async fn slow_clients_are_cut_off() {
 }
 
 #[tokio::test]
+async fn connections_that_never_ask_are_closed() {
+    let stack = Stack::start(
+        StackOptions {
+            workers: 0,
+            ..Default::default()
+        }
+        .with_env("PASSLINK_IDLE_TIMEOUT", "1s")
+        .with_env("PASSLINK_HEADER_READ_TIMEOUT", "30s"),
+    )
+    .await;
+
+    // Not a single byte: hyper's protocol detection would wait forever.
+    let mut silent = TcpStream::connect(addr(&stack)).await.unwrap();
+    let closed = read_some(&mut silent, Duration::from_secs(5)).await;
+    assert_eq!(
+        closed.as_deref(),
+        Some(""),
+        "the silent connection was closed"
+    );
+
+    // HTTP/2 with prior knowledge: the preface and settings, then nothing.
+    let mut h2 = TcpStream::connect(addr(&stack)).await.unwrap();
+    h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .unwrap();
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut buf = vec![0u8; 4096];
+        loop {
+            match h2.read(&mut buf).await {
+                Ok(0) | Err(_) => return true,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert_eq!(closed, Ok(true), "the idle HTTP/2 connection was closed");
+}
+
+#[tokio::test]
 async fn connections_over_the_cap_wait_for_a_free_slot() {
     let stack = Stack::start(
         StackOptions {

@@ -319,3 +319,46 @@ async fn a_link_no_worker_took_yet_is_queued() {
         .await;
     assert_eq!(status, 404, "a returned code has no email to report on");
 }
+
+#[tokio::test]
+async fn a_status_is_shown_only_under_its_own_user() {
+    let stack = Stack::start(StackOptions::default()).await;
+    let owner = "status-owner";
+    // Another user in the same Redis shard, where the lookup would look.
+    let neighbour = (0..1000)
+        .map(|i| format!("status-neighbour-{i}"))
+        .find(|id| stack.keys.shard_of(id) == stack.keys.shard_of(owner))
+        .expect("a user in the same shard");
+    stack
+        .put_user(owner, &stack.org_b, &stack.email_of("owner"), "O")
+        .await;
+    stack
+        .put_user(&neighbour, &stack.org_a, &stack.email_of("n"), "N")
+        .await;
+    let (status, _) = stack
+        .create_link(&stack.tokens.org_b, owner, json!({}))
+        .await;
+    assert_eq!(status, 200);
+    let emails = stack.maildev.wait_for(1, WAIT).await;
+    let code_id = param(&emails[0].link().unwrap(), "codeID").unwrap();
+    stack.drained(WAIT).await;
+
+    let mine = format!("/v3alpha/users/{owner}/webauthn/registration_link/{code_id}");
+    let (status, _) = stack
+        .request(reqwest::Method::GET, &mine, Some(&stack.tokens.org_b), None)
+        .await;
+    assert_eq!(status, 200);
+    let theirs = format!("/v3alpha/users/{neighbour}/webauthn/registration_link/{code_id}");
+    let (status, body) = stack
+        .request(
+            reqwest::Method::GET,
+            &theirs,
+            Some(&stack.tokens.org_a),
+            None,
+        )
+        .await;
+    assert_eq!(
+        status, 404,
+        "org A may not read org B's status through its own user: {body}"
+    );
+}

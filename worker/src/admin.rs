@@ -42,7 +42,13 @@ pub async fn serve(listener: TcpListener, metrics: WorkerMetrics) {
 }
 
 fn answer(metrics: &WorkerMetrics, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let readable = matches!(*req.method(), http::Method::GET | http::Method::HEAD);
     let (status, content_type, body) = match req.uri().path() {
+        _ if !readable => (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            "only GET and HEAD\n".to_owned(),
+        ),
         "/metrics" => (
             StatusCode::OK,
             passlink_shared::metrics::CONTENT_TYPE,

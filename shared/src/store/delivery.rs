@@ -124,6 +124,7 @@ impl Store {
             .arg(attempt)
             .arg(job.expires_at_ms)
             .arg(millis(retention))
+            .arg(&job.user_id)
             .invoke_async(&mut conn)
             .await?;
 
@@ -166,6 +167,7 @@ impl Store {
             ("attempt", attempt.to_string()),
             ("updated", now_ms.to_string()),
             ("exp", job.expires_at_ms.to_string()),
+            ("user", job.user_id.clone()),
         ];
         let mut clear = vec!["lease"];
         match next_attempt_ms {
@@ -208,6 +210,12 @@ impl Store {
         let number = |map: &HashMap<String, String>, name: &str| {
             map.get(name).and_then(|v| v.parse::<i64>().ok())
         };
+        // Code ids are not secret (they travel in links): a status is shown
+        // only under the user it belongs to.
+        let owner = delivery.get("user").or_else(|| code.get("user"));
+        if owner.is_some_and(|owner| owner != user_id) {
+            return Ok(None);
+        }
         if let Some(state) = delivery.get("state").and_then(|s| DeliveryState::parse(s)) {
             return Ok(Some(DeliveryStatus {
                 state,

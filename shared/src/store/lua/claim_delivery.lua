@@ -2,7 +2,8 @@
 --
 -- KEYS: 1 code, 2 delivery, 3 user
 -- ARGV: 1 job id, 2 now (ms), 3 lease (ms), 4 attempt, 5 the job's expiry (ms),
---       6 status retention after expiry (ms)
+--       6 status retention after expiry (ms), 7 user id (the status names
+--       its user, so that it is shown only under that user)
 -- Returns
 --   {"CLAIMED", organization, email, display name, language}
 --   {"DUPLICATE"}          the email was already sent, or the job already
@@ -15,7 +16,7 @@ local job_expiry = tonumber(ARGV[5])
 local retention = tonumber(ARGV[6])
 
 local function record(state)
-  redis.call('HSET', KEYS[2], 'state', state, 'job', ARGV[1], 'updated', now)
+  redis.call('HSET', KEYS[2], 'state', state, 'job', ARGV[1], 'updated', now, 'user', ARGV[7])
   redis.call('HDEL', KEYS[2], 'lease', 'next_at')
   local ttl = job_expiry - now + retention
   if ttl < retention then
@@ -60,7 +61,7 @@ if not email then
 end
 
 redis.call('HSET', KEYS[2], 'state', 'sending', 'job', ARGV[1], 'attempt', ARGV[4],
-  'lease', now + tonumber(ARGV[3]), 'updated', now)
+  'lease', now + tonumber(ARGV[3]), 'updated', now, 'user', ARGV[7])
 redis.call('HDEL', KEYS[2], 'next_at', 'reason')
 redis.call('PEXPIRE', KEYS[2], tonumber(expires) - now + retention)
 
