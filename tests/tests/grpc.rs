@@ -585,3 +585,33 @@ async fn json_grpc_and_grpc_web_give_the_same_answers() {
     // Three protocols times three successful sendLink cases.
     assert_emailed_codes_are_stored(&stack, user, 9).await;
 }
+
+#[tokio::test]
+async fn grpc_answers_name_the_code_id_in_metadata() {
+    let user = "grpc-code-id";
+    let stack = stack_with_user(user).await;
+    let mut request = tonic::Request::new(CreateWebAuthNRegistrationLinkRequest {
+        user_id: user.to_owned(),
+        medium: Some(Medium::ReturnCode(ReturnWebAuthNRegistrationCode {})),
+    });
+    let bearer = format!("Bearer {}", stack.tokens.org_a);
+    request
+        .metadata_mut()
+        .insert("authorization", bearer.parse().unwrap());
+    let response = stack
+        .grpc_client()
+        .await
+        .create_web_auth_n_registration_link(request)
+        .await
+        .expect("created");
+    let header = response
+        .metadata()
+        .get("passlink-code-id")
+        .expect("the code id")
+        .clone();
+    let code = response
+        .into_inner()
+        .code
+        .expect("returnCode carries the code");
+    assert_eq!(header.to_str().unwrap(), code.id);
+}

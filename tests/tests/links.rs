@@ -232,12 +232,25 @@ async fn the_delivery_status_follows_the_email() {
     stack
         .put_user(user, &stack.org_a, &stack.email_of("status"), "Stat Us")
         .await;
-    let (status, _) = stack
-        .create_link(&stack.tokens.org_a, user, json!({}))
-        .await;
-    assert_eq!(status, 200);
+    let response = stack
+        .http
+        .post(stack.url(&format!("/v3alpha/users/{user}/webauthn/registration_link")))
+        .bearer_auth(&stack.tokens.org_a)
+        .json(&json!({"sendLink": {}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let header = response.headers()["passlink-code-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     let emails = stack.maildev.wait_for(1, WAIT).await;
     let code_id = param(&emails[0].link().unwrap(), "codeID").unwrap();
+    assert_eq!(
+        header, code_id,
+        "a sendLink answer names its code id in a header"
+    );
 
     let path = format!("/v3alpha/users/{user}/webauthn/registration_link/{code_id}");
     let sent = passlink_tests::eventually(WAIT, || async {

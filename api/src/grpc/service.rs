@@ -39,7 +39,7 @@ impl UserApi {
     async fn create(
         &self,
         request: Request<CreateWebAuthNRegistrationLinkRequest>,
-    ) -> Result<CreateWebAuthNRegistrationLinkResponse, ApiError> {
+    ) -> Result<CreatedMessage, ApiError> {
         // Metadata is the request's HTTP headers (tonic-web keeps them for
         // gRPC-web too), so the bearer token is read exactly as for JSON.
         let caller = self.app.caller(request.metadata().as_ref()).await?;
@@ -55,8 +55,17 @@ impl UserApi {
             return_code,
         };
         let created = handle_request(&self.app, &caller, request).await?;
-        Ok(response(created))
+        Ok(CreatedMessage {
+            code_id: created.code_id.to_string(),
+            message: response(created),
+        })
     }
+}
+
+/// The response message and the code id for the response metadata.
+struct CreatedMessage {
+    code_id: String,
+    message: CreateWebAuthNRegistrationLinkResponse,
 }
 
 #[tonic::async_trait]
@@ -65,7 +74,16 @@ impl UserService for UserApi {
         &self,
         request: Request<CreateWebAuthNRegistrationLinkRequest>,
     ) -> Result<Response<CreateWebAuthNRegistrationLinkResponse>, Status> {
-        answer(CREATE_LINK_ROUTE, self.create(request)).await
+        let mut response = answer(CREATE_LINK_ROUTE, self.create(request)).await?;
+        // The code id as response metadata, as the JSON API sends it in a
+        // header (see `CODE_ID_HEADER`).
+        let code_id = response.get_ref().code_id.clone();
+        if let Ok(value) = code_id.parse() {
+            response
+                .metadata_mut()
+                .insert(crate::handlers::links::CODE_ID_HEADER, value);
+        }
+        Ok(response.map(|created| created.message))
     }
 
     async fn start_web_auth_n_registration(

@@ -42,8 +42,17 @@ pub async fn create(
     let request = passlink_shared::link_request::from_json(&body, &user_id)?;
 
     let created = handle_request(app, &caller, request).await?;
-    Ok(json(StatusCode::OK, &created.response()))
+    let mut response = json(StatusCode::OK, &created.response());
+    if let Ok(value) = http::HeaderValue::from_str(&created.code_id.to_string()) {
+        response.headers_mut().insert(CODE_ID_HEADER, value);
+    }
+    Ok(response)
 }
+
+/// Response header with the id of the code a link carries. The contract's
+/// body holds it only for `returnCode`; with it, a `sendLink` caller can ask
+/// for the email's delivery status. The id is not a secret (links carry it).
+pub const CODE_ID_HEADER: &str = "passlink-code-id";
 
 /// Validates a request and creates its link: the one path JSON, gRPC and
 /// gRPC-web all take once they have authenticated the caller and decoded
