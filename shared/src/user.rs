@@ -121,10 +121,24 @@ fn valid_id(id: &str) -> bool {
     (1..=MAX_ID_CHARS).contains(&chars) && !id.chars().any(char::is_control)
 }
 
-/// An address lettre can send to (non-ASCII local parts and domains
-/// included) and that fits an SMTP forward path.
+/// An address the worker can send to (non-ASCII local parts and domains
+/// included) and that fits an SMTP forward path. The address is tried in a
+/// message built the way the worker builds one: lettre parses some forms
+/// (quoted local parts, address literals) that it then cannot put into an
+/// envelope, and such a user would only ever get dead-lettered jobs.
 pub fn valid_email(email: &str) -> bool {
-    email.len() <= MAX_EMAIL_BYTES && email.parse::<lettre::Address>().is_ok()
+    let Ok(address) = email.parse::<lettre::Address>() else {
+        return false;
+    };
+    let from = lettre::Address::new("check", "passlink.invalid");
+    email.len() <= MAX_EMAIL_BYTES
+        && from.is_ok_and(|from| {
+            lettre::Message::builder()
+                .from(lettre::message::Mailbox::new(None, from))
+                .to(lettre::message::Mailbox::new(None, address))
+                .body(String::new())
+                .is_ok()
+        })
 }
 
 #[cfg(test)]
@@ -176,6 +190,15 @@ mod tests {
             assert_eq!(err.id, id, "{json}");
         }
         assert!(input(r#"{"organizationId":"o","email":"a@b.test","extra":1}"#).is_err());
+        for address in [
+            r#""quoted local"@example.test"#,
+            "a@[127.0.0.1]",
+            "a@b@c",
+            "a",
+        ] {
+            assert!(!valid_email(address), "{address}");
+        }
+        assert!(valid_email("jörg.o'brien+tag@exämple.test"));
         let long = "x".repeat(201);
         assert!(validate_user_id(&long).is_err());
         assert!(validate_user_id("").is_err());

@@ -615,3 +615,48 @@ async fn grpc_answers_name_the_code_id_in_metadata() {
         .expect("returnCode carries the code");
     assert_eq!(header.to_str().unwrap(), code.id);
 }
+
+#[tokio::test]
+async fn undecodable_grpc_web_frames_are_the_clients_fault() {
+    let stack = stack_with_user("grpc-frames").await;
+    let path = "/zitadel.user.v3alpha.UserService/CreateWebAuthNRegistrationLink";
+    let cases: [(&str, Vec<u8>); 2] = [
+        ("truncated", vec![0, 0, 0, 0, 100, 10, 3, b'a', b'b']),
+        ("compressed without an encoding", vec![1, 0, 0, 0, 2, 10, 0]),
+    ];
+    for (case, body) in cases {
+        let response = stack
+            .http
+            .post(stack.url(path))
+            .header("content-type", "application/grpc-web+proto")
+            .bearer_auth(&stack.tokens.org_a)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let headers = response.headers().clone();
+        let trailers = response.bytes().await.unwrap();
+        let status = headers
+            .get("grpc-status")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .or_else(|| {
+                let text = String::from_utf8_lossy(&trailers);
+                text.split("grpc-status:")
+                    .nth(1)
+                    .map(|r| r.trim()[..1].to_owned())
+            })
+            .unwrap_or_else(|| panic!("{case}: no grpc-status"));
+        assert_eq!(status, "3", "{case}: InvalidArgument, not Internal");
+    }
+    let errors_500 = stack
+        .metric(
+            &stack.api_url,
+            "passlink_http_requests_total",
+            &["status=\"500\""],
+        )
+        .await;
+    assert_eq!(
+        errors_500, 0.0,
+        "client mistakes are not counted as server errors"
+    );
+}

@@ -32,7 +32,11 @@ fn tonic_code(code: Code) -> tonic::Code {
 /// - a message over the size limit is `OutOfRange` in tonic, but
 ///   `ResourceExhausted` in the contract's table (and in other gRPC
 ///   servers); the handler never answers `OutOfRange` itself;
-/// - an unknown method is `Unimplemented` without a message.
+/// - an unknown method is `Unimplemented` without a message;
+/// - a request tonic cannot decode (a truncated frame, a compressed one
+///   without an encoding) is `Internal` without our error detail; it is
+///   the client's fault, so `InvalidArgument` (every failure of our own
+///   carries the detail).
 pub fn rewrite_transport_status(headers: &mut HeaderMap, max_message_bytes: usize) {
     let Some(code) = headers
         .get(Status::GRPC_STATUS)
@@ -49,6 +53,21 @@ pub fn rewrite_transport_status(headers: &mut HeaderMap, max_message_bytes: usiz
             "REQ-BODY-TOO-LARGE",
             format!("The request message is larger than {max_message_bytes} bytes"),
         ),
+        tonic::Code::Internal if !headers.contains_key(Status::GRPC_STATUS_DETAILS) => {
+            let said = headers
+                .get(Status::GRPC_MESSAGE)
+                .and_then(|m| {
+                    percent_encoding::percent_decode(m.as_bytes())
+                        .decode_utf8()
+                        .ok()
+                })
+                .map(|m| m.chars().take(200).collect::<String>())
+                .unwrap_or_default();
+            ApiError::invalid(
+                "REQ-PROTO-INVALID",
+                format!("The request could not be decoded: {said}"),
+            )
+        }
         tonic::Code::Unimplemented if !has_message => ApiError::new(
             Code::Unimplemented,
             "REQ-GRPC-METHOD",
