@@ -93,12 +93,23 @@ fn jwt_settings(r: &mut Reader<'_>) -> Option<JwtSettings> {
         issuer,
         audience,
         jwks_url: r.raw("PASSLINK_JWT_JWKS_URL"),
-        leeway: r.duration("PASSLINK_JWT_LEEWAY", Duration::from_secs(30)),
+        leeway: r.duration_in(
+            "PASSLINK_JWT_LEEWAY",
+            Duration::from_secs(30),
+            Duration::from_secs(0)..=Duration::from_secs(300),
+        ),
         org_claim: r.string("PASSLINK_JWT_ORG_CLAIM", "org_id"),
         permissions_claim: r.string("PASSLINK_JWT_PERMISSIONS_CLAIM", "permissions"),
-        jwks_ttl: r.duration("PASSLINK_JWT_JWKS_TTL", Duration::from_secs(600)),
-        refresh_min_interval: r
-            .duration("PASSLINK_JWT_REFRESH_MIN_INTERVAL", Duration::from_secs(30)),
+        jwks_ttl: r.duration_in(
+            "PASSLINK_JWT_JWKS_TTL",
+            Duration::from_secs(600),
+            Duration::from_secs(10)..=Duration::from_secs(86400),
+        ),
+        refresh_min_interval: r.duration_in(
+            "PASSLINK_JWT_REFRESH_MIN_INTERVAL",
+            Duration::from_secs(30),
+            Duration::from_secs(1)..=Duration::from_secs(3600),
+        ),
     })
 }
 
@@ -113,28 +124,63 @@ impl ApiConfig {
         let http = HttpLimits {
             max_body_bytes: r.number("PASSLINK_MAX_BODY_BYTES", 64 * 1024, 256..=16 << 20),
             max_header_bytes: r.number("PASSLINK_MAX_HEADER_BYTES", 16 * 1024, 8192..=1 << 20),
-            header_read_timeout: r
-                .duration("PASSLINK_HEADER_READ_TIMEOUT", Duration::from_secs(10)),
-            idle_timeout: r.duration("PASSLINK_IDLE_TIMEOUT", Duration::from_secs(60)),
+            header_read_timeout: r.duration_in(
+                "PASSLINK_HEADER_READ_TIMEOUT",
+                Duration::from_secs(10),
+                Duration::from_secs(1)..=Duration::from_secs(600),
+            ),
+            idle_timeout: r.duration_in(
+                "PASSLINK_IDLE_TIMEOUT",
+                Duration::from_secs(60),
+                Duration::from_secs(1)..=Duration::from_secs(3600),
+            ),
             max_connections: r.number("PASSLINK_MAX_CONNECTIONS", 4096, 1..=1_000_000),
         };
         let relay = RelaySettings {
             tasks: r.number("PASSLINK_RELAY_TASKS", 1, 1..=64),
             batch: r.number("PASSLINK_RELAY_BATCH", 500, 1..=10_000),
             jobs_per_message: r.number("PASSLINK_RELAY_JOBS_PER_MESSAGE", 50, 1..=1000),
-            poll_interval: r.duration("PASSLINK_RELAY_POLL_INTERVAL", Duration::from_millis(200)),
-            claim_idle: r.duration("PASSLINK_RELAY_CLAIM_IDLE", Duration::from_secs(30)),
-            confirm_timeout: r.duration("PASSLINK_RELAY_CONFIRM_TIMEOUT", Duration::from_secs(15)),
+            poll_interval: r.duration_in(
+                "PASSLINK_RELAY_POLL_INTERVAL",
+                Duration::from_millis(200),
+                Duration::from_millis(10)..=Duration::from_secs(60),
+            ),
+            claim_idle: r.duration_in(
+                "PASSLINK_RELAY_CLAIM_IDLE",
+                Duration::from_secs(30),
+                Duration::from_secs(1)..=Duration::from_secs(3600),
+            ),
+            confirm_timeout: r.duration_in(
+                "PASSLINK_RELAY_CONFIRM_TIMEOUT",
+                Duration::from_secs(15),
+                Duration::from_secs(1)..=Duration::from_secs(300),
+            ),
         };
         let limits = RateLimits {
             user_links: r.number("PASSLINK_RATE_USER_LINKS", 5, 0..=1_000_000),
-            user_window: r.duration("PASSLINK_RATE_USER_WINDOW", Duration::from_secs(3600)),
+            user_window: r.duration_in(
+                "PASSLINK_RATE_USER_WINDOW",
+                Duration::from_secs(3600),
+                Duration::from_secs(1)..=Duration::from_secs(2592000),
+            ),
             caller_per_minute: r.number("PASSLINK_RATE_CALLER_PER_MINUTE", 60_000, 0..=u64::MAX),
-            sync_interval: r.duration("PASSLINK_RATE_SYNC_INTERVAL", Duration::from_millis(100)),
+            sync_interval: r.duration_in(
+                "PASSLINK_RATE_SYNC_INTERVAL",
+                Duration::from_millis(100),
+                Duration::from_millis(10)..=Duration::from_secs(60),
+            ),
         };
         let grpc_web_cors = cors_policy(&mut r);
-        let shutdown_grace = r.duration("PASSLINK_SHUTDOWN_GRACE", Duration::from_secs(20));
-        let startup_patience = r.duration("PASSLINK_STARTUP_PATIENCE", Duration::from_secs(30));
+        let shutdown_grace = r.duration_in(
+            "PASSLINK_SHUTDOWN_GRACE",
+            Duration::from_secs(20),
+            Duration::from_secs(0)..=Duration::from_secs(3600),
+        );
+        let startup_patience = r.duration_in(
+            "PASSLINK_STARTUP_PATIENCE",
+            Duration::from_secs(30),
+            Duration::from_secs(0)..=Duration::from_secs(3600),
+        );
         r.finish()?;
 
         // Reading records a line for every reason the relying party is

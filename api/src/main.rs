@@ -115,6 +115,9 @@ fn main() -> ExitCode {
                     .map(|()| ExitCode::SUCCESS)
             }
             Command::CheckConfig => load_config().map(|_| {
+                for name in passlink_shared::settings::unknown_settings_in_env() {
+                    eprintln!("warning: {name}: no Passlink binary reads this setting; misspelt?");
+                }
                 println!("configuration is valid");
                 ExitCode::SUCCESS
             }),
@@ -136,6 +139,9 @@ fn load_config() -> anyhow::Result<ApiConfig> {
 async fn serve() -> anyhow::Result<ExitCode> {
     let config = load_config()?;
     telemetry::init(config.common.log_format, &config.common.log_filter);
+    for name in passlink_shared::settings::unknown_settings_in_env() {
+        tracing::warn!(setting = %name, "no Passlink binary reads this setting; misspelt?");
+    }
     if config.common.dev_mode {
         tracing::warn!(
             "development mode: built-in secrets may be in use; never run it so in \

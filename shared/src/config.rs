@@ -138,6 +138,30 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A duration that must lie in `range`: a zero timeout or poll interval
+    /// would break the service quietly, so every duration has its bounds.
+    pub fn duration_in(
+        &mut self,
+        name: &str,
+        default: Duration,
+        range: std::ops::RangeInclusive<Duration>,
+    ) -> Duration {
+        let value = self.duration(name, default);
+        if !range.contains(&value) {
+            self.fail(
+                name,
+                format!(
+                    "{} is out of range {} to {}",
+                    humantime::format_duration(value),
+                    humantime::format_duration(*range.start()),
+                    humantime::format_duration(*range.end())
+                ),
+            );
+            return default;
+        }
+        value
+    }
+
     /// `true`/`false` (also `1`/`0`, `yes`/`no`).
     pub fn bool(&mut self, name: &str, default: bool) -> bool {
         match self.raw(name).map(|v| v.to_ascii_lowercase()) {
@@ -240,9 +264,11 @@ pub fn decode_key(text: &str) -> Option<Vec<u8>> {
         .find_map(|engine| engine.decode(text).ok())
 }
 
-/// A key made of one repeated byte is what a placeholder looks like.
-fn is_weak(bytes: &[u8]) -> bool {
-    bytes.windows(2).all(|w| w[0] == w[1])
+/// A key with few distinct bytes is a placeholder or a pattern, not random:
+/// 32 random bytes have about 30 distinct values, fewer than 16 almost never.
+pub fn is_weak(bytes: &[u8]) -> bool {
+    let distinct = bytes.iter().collect::<std::collections::HashSet<_>>().len();
+    distinct < (bytes.len() / 2).min(16)
 }
 
 #[cfg(test)]

@@ -62,7 +62,7 @@ impl LinkRequest<'_> {
             )),
             (None, true) => Ok(Medium::Return),
             (Some(Some(template)), false) => {
-                check_template(template, allowed_schemes)?;
+                check_template(template, self.user_id, allowed_schemes)?;
                 Ok(Medium::Send(Some(template.clone())))
             }
             (Some(None) | None, false) => Ok(Medium::Send(None)),
@@ -112,21 +112,29 @@ pub fn decode_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Api
     })
 }
 
-/// Refuses a template that would not make a safe, complete link.
-pub fn check_template(template: &str, allowed_schemes: &[String]) -> Result<(), ApiError> {
+/// Refuses a template that would not make a safe, complete link: broken,
+/// without the code, or not a valid link once filled with this user's id
+/// (the organization and code are not known yet; a sample stands in).
+pub fn check_template(
+    template: &str,
+    user_id: &str,
+    allowed_schemes: &[String],
+) -> Result<(), ApiError> {
     let to_error = |err: TemplateError| {
         let id = match err {
             TemplateError::Length => "LINK-TEMPLATE-LENGTH",
             TemplateError::Unclosed(_) | TemplateError::StrayBrace(_) => "LINK-TEMPLATE-SYNTAX",
             TemplateError::UnknownPlaceholder(..) => "LINK-TEMPLATE-PLACEHOLDER",
+            TemplateError::NoCode => "LINK-TEMPLATE-NO-CODE",
             TemplateError::InvalidUrl(_) | TemplateError::Scheme(_) => "LINK-TEMPLATE-URL",
         };
         ApiError::invalid(id, format!("urlTemplate is not valid: {err}"))
     };
-    LinkTemplate::parse(template)
-        .map_err(to_error)?
-        .check(allowed_schemes)
-        .map_err(to_error)
+    let parsed = LinkTemplate::parse(template).map_err(to_error)?;
+    if !parsed.has_code() {
+        return Err(to_error(TemplateError::NoCode));
+    }
+    parsed.check_for(user_id, allowed_schemes).map_err(to_error)
 }
 
 #[cfg(test)]

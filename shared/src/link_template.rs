@@ -67,6 +67,8 @@ pub enum TemplateError {
     InvalidUrl(String),
     #[error("the rendered link uses the scheme {0:?}, which is not allowed")]
     Scheme(String),
+    #[error("the template has no {{{{.Code}}}}, so its link could not register a passkey")]
+    NoCode,
 }
 
 /// The values a link is filled with.
@@ -129,6 +131,11 @@ impl LinkTemplate {
         Ok(Self { parts })
     }
 
+    /// Whether the link carries the code (without it, it is useless).
+    pub fn has_code(&self) -> bool {
+        self.parts.contains(&Part::Field(Field::Code))
+    }
+
     /// Fills the template with `values`, each percent-encoded.
     pub fn render(&self, values: &LinkValues<'_>) -> String {
         let mut out = String::with_capacity(256);
@@ -152,8 +159,18 @@ impl LinkTemplate {
     /// Renders with sample values and checks that the result is a link a
     /// person may safely open.
     pub fn check(&self, allowed_schemes: &[String]) -> Result<(), TemplateError> {
+        self.check_for("user", allowed_schemes)
+    }
+
+    /// The same with the real user id, which may not fit everywhere a
+    /// sample does (a user id with a space in a host name, say).
+    pub fn check_for(
+        &self,
+        user_id: &str,
+        allowed_schemes: &[String],
+    ) -> Result<(), TemplateError> {
         let sample = self.render(&LinkValues {
-            user_id: "user",
+            user_id,
             org_id: "org",
             code_id: "00000000-0000-4000-8000-000000000000",
             code: "SampleCode12",

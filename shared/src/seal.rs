@@ -154,8 +154,8 @@ pub fn parse_keys(text: &str) -> Result<Vec<(String, SecretSlice<u8>)>, String> 
                 bytes.len()
             ));
         }
-        if bytes.windows(2).all(|w| w[0] == w[1]) {
-            return Err(format!("key {kid:?} is weak (one byte repeated)"));
+        if crate::config::is_weak(&bytes) {
+            return Err(format!("key {kid:?} is weak (a pattern, not random)"));
         }
         keys.push((kid.to_owned(), bytes.into()));
     }

@@ -16,6 +16,95 @@ use crate::telemetry::LogFormat;
 /// Path of the registration page the default link points at.
 pub const REGISTER_PATH: &str = "/passkey/register";
 
+/// Every setting a Passlink binary reads (the `_FILE` forms of secrets
+/// included). Another `PASSLINK_` variable is most likely a typo, and a
+/// typo'd setting silently keeps its default: binaries warn about them.
+pub const KNOWN_SETTINGS: &[&str] = &[
+    "PASSLINK_ALLOWED_LINK_SCHEMES",
+    "PASSLINK_AMQP_EXCHANGE",
+    "PASSLINK_AMQP_QUEUE",
+    "PASSLINK_AMQP_QUORUM",
+    "PASSLINK_AMQP_URL",
+    "PASSLINK_CODE_HMAC_KEY",
+    "PASSLINK_CODE_HMAC_KEY_FILE",
+    "PASSLINK_CODE_LENGTH",
+    "PASSLINK_CODE_TTL",
+    "PASSLINK_DEFAULT_LINK_TEMPLATE",
+    "PASSLINK_DEV_MODE",
+    "PASSLINK_GRPC_WEB_CORS_ORIGINS",
+    "PASSLINK_HEADER_READ_TIMEOUT",
+    "PASSLINK_IDLE_TIMEOUT",
+    "PASSLINK_JWT_AUDIENCE",
+    "PASSLINK_JWT_ISSUER",
+    "PASSLINK_JWT_JWKS_TTL",
+    "PASSLINK_JWT_JWKS_URL",
+    "PASSLINK_JWT_LEEWAY",
+    "PASSLINK_JWT_ORG_CLAIM",
+    "PASSLINK_JWT_PERMISSIONS_CLAIM",
+    "PASSLINK_JWT_REFRESH_MIN_INTERVAL",
+    "PASSLINK_LISTEN",
+    "PASSLINK_LOG",
+    "PASSLINK_LOG_FORMAT",
+    "PASSLINK_MAIL_FROM",
+    "PASSLINK_MAX_ATTEMPTS",
+    "PASSLINK_MAX_BODY_BYTES",
+    "PASSLINK_MAX_CONNECTIONS",
+    "PASSLINK_MAX_HEADER_BYTES",
+    "PASSLINK_PUBLIC_BASE_URL",
+    "PASSLINK_QUEUE_METRICS_INTERVAL",
+    "PASSLINK_RATE_CALLER_PER_MINUTE",
+    "PASSLINK_RATE_SYNC_INTERVAL",
+    "PASSLINK_RATE_USER_LINKS",
+    "PASSLINK_RATE_USER_WINDOW",
+    "PASSLINK_REDIS_CLUSTER_NODES",
+    "PASSLINK_REDIS_PREFIX",
+    "PASSLINK_REDIS_SHARDS",
+    "PASSLINK_REDIS_TIMEOUT",
+    "PASSLINK_REDIS_URL",
+    "PASSLINK_RELAY_BATCH",
+    "PASSLINK_RELAY_CLAIM_IDLE",
+    "PASSLINK_RELAY_CONFIRM_TIMEOUT",
+    "PASSLINK_RELAY_JOBS_PER_MESSAGE",
+    "PASSLINK_RELAY_POLL_INTERVAL",
+    "PASSLINK_RELAY_TASKS",
+    "PASSLINK_RETRY_BASE_DELAY",
+    "PASSLINK_RETRY_JITTER",
+    "PASSLINK_RETRY_MAX_DELAY",
+    "PASSLINK_RETRY_MULTIPLIER",
+    "PASSLINK_SEAL_KEYS",
+    "PASSLINK_SEAL_KEYS_FILE",
+    "PASSLINK_SHUTDOWN_GRACE",
+    "PASSLINK_SMTP_HOST",
+    "PASSLINK_SMTP_PASSWORD",
+    "PASSLINK_SMTP_PASSWORD_FILE",
+    "PASSLINK_SMTP_POOL_SIZE",
+    "PASSLINK_SMTP_PORT",
+    "PASSLINK_SMTP_TIMEOUT",
+    "PASSLINK_SMTP_TLS",
+    "PASSLINK_SMTP_USERNAME",
+    "PASSLINK_STARTUP_PATIENCE",
+    "PASSLINK_STATUS_RETENTION",
+    "PASSLINK_TEMPLATES_DIR",
+    "PASSLINK_TOKENS_FILE",
+    "PASSLINK_WEBAUTHN_CEREMONY_TTL",
+    "PASSLINK_WEBAUTHN_ORIGINS",
+    "PASSLINK_WEBAUTHN_RP_ID",
+    "PASSLINK_WEBAUTHN_RP_NAME",
+    "PASSLINK_WORKER_CONCURRENCY",
+    "PASSLINK_WORKER_METRICS_LISTEN",
+    "PASSLINK_WORKER_PREFETCH",
+];
+
+/// `PASSLINK_` variables in the environment that no binary reads.
+pub fn unknown_settings_in_env() -> Vec<String> {
+    let mut unknown: Vec<String> = std::env::vars()
+        .map(|(name, _)| name)
+        .filter(|name| name.starts_with("PASSLINK_") && !KNOWN_SETTINGS.contains(&name.as_str()))
+        .collect();
+    unknown.sort();
+    unknown
+}
+
 /// Settings shared by the API and the worker.
 #[derive(Clone, Debug)]
 pub struct CommonSettings {
@@ -53,12 +142,26 @@ impl CommonSettings {
                 "must be non-empty and without braces",
             );
         }
+        let redis_url = reader.string("PASSLINK_REDIS_URL", "redis://127.0.0.1:6379");
+        if !["redis://", "rediss://", "unix://", "redis+unix://"]
+            .iter()
+            .any(|scheme| redis_url.starts_with(scheme))
+        {
+            reader.fail(
+                "PASSLINK_REDIS_URL",
+                "must start with redis://, rediss:// or unix://",
+            );
+        }
         let redis = RedisSettings {
-            url: reader.string("PASSLINK_REDIS_URL", "redis://127.0.0.1:6379"),
+            url: redis_url,
             cluster_nodes: reader.list("PASSLINK_REDIS_CLUSTER_NODES", &[]),
             prefix,
             shards: reader.number("PASSLINK_REDIS_SHARDS", DEFAULT_SHARDS, 1..=1024),
-            timeout: reader.duration("PASSLINK_REDIS_TIMEOUT", Duration::from_secs(5)),
+            timeout: reader.duration_in(
+                "PASSLINK_REDIS_TIMEOUT",
+                Duration::from_secs(5),
+                Duration::from_millis(100)..=Duration::from_secs(300),
+            ),
         };
 
         let amqp = AmqpSettings {
@@ -96,7 +199,16 @@ impl CommonSettings {
             );
         }
         let sealer = match seal_text {
-            Some(text) => seal::parse_keys(&text).and_then(|keys| Sealer::new(&keys)),
+            Some(text) => seal::parse_keys(&text).and_then(|keys| {
+                // One secret for two jobs: a leak of one would be a leak of both.
+                if keys
+                    .iter()
+                    .any(|(_, k)| k.expose_secret() == code_hmac_key.expose_secret())
+                {
+                    return Err("must differ from PASSLINK_CODE_HMAC_KEY".to_owned());
+                }
+                Sealer::new(&keys)
+            }),
             None if dev_mode => seal::parse_keys(DEV_SEAL_KEYS).and_then(|k| Sealer::new(&k)),
             None => Err(
                 "is required (kid:base64 32-byte key, first one seals); set \
@@ -131,9 +243,34 @@ impl CommonSettings {
             ),
         );
         let allowed_link_schemes = reader.list("PASSLINK_ALLOWED_LINK_SCHEMES", &[]);
+        for scheme in &allowed_link_schemes {
+            let lower = scheme.to_ascii_lowercase();
+            if [
+                "javascript",
+                "data",
+                "vbscript",
+                "file",
+                "blob",
+                "about",
+                "filesystem",
+            ]
+            .contains(&lower.as_str())
+            {
+                reader.fail(
+                    "PASSLINK_ALLOWED_LINK_SCHEMES",
+                    format!("{scheme:?} can run code or read files; it cannot be allowed"),
+                );
+            }
+        }
         let default_link = match LinkTemplate::parse_unbounded(&default_template)
             .and_then(|t| t.check(&allowed_link_schemes).map(|()| t))
-        {
+            .and_then(|t| {
+                if t.has_code() {
+                    Ok(t)
+                } else {
+                    Err(crate::link_template::TemplateError::NoCode)
+                }
+            }) {
             Ok(template) => template,
             Err(err) => {
                 // A default built from a bad base URL was reported with it.
@@ -150,14 +287,27 @@ impl CommonSettings {
             code_hmac_key,
             sealer,
             code_length: reader.number("PASSLINK_CODE_LENGTH", 12, 6..=64),
-            code_ttl: reader.duration("PASSLINK_CODE_TTL", Duration::from_secs(3600)),
-            status_retention: reader
-                .duration("PASSLINK_STATUS_RETENTION", Duration::from_secs(24 * 3600)),
+            code_ttl: reader.duration_in(
+                "PASSLINK_CODE_TTL",
+                Duration::from_secs(3600),
+                Duration::from_secs(60)..=Duration::from_secs(2592000),
+            ),
+            status_retention: reader.duration_in(
+                "PASSLINK_STATUS_RETENTION",
+                Duration::from_secs(24 * 3600),
+                Duration::from_secs(60)..=Duration::from_secs(7776000),
+            ),
             public_base_url,
             default_link,
             allowed_link_schemes,
             log_format: reader.parse("PASSLINK_LOG_FORMAT", LogFormat::Compact),
-            log_filter: reader.string("PASSLINK_LOG", "info"),
+            log_filter: {
+                let filter = reader.string("PASSLINK_LOG", "info");
+                if tracing_subscriber::EnvFilter::try_new(&filter).is_err() {
+                    reader.fail("PASSLINK_LOG", format!("{filter:?} is not a log filter"));
+                }
+                filter
+            },
             dev_mode,
         }
     }

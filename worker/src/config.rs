@@ -106,7 +106,11 @@ impl WorkerConfig {
             tls,
             username: r.raw("PASSLINK_SMTP_USERNAME"),
             password: r.secret_text("PASSLINK_SMTP_PASSWORD"),
-            timeout: r.duration("PASSLINK_SMTP_TIMEOUT", Duration::from_secs(15)),
+            timeout: r.duration_in(
+                "PASSLINK_SMTP_TIMEOUT",
+                Duration::from_secs(15),
+                Duration::from_secs(1)..=Duration::from_secs(600),
+            ),
             pool_size: r.number("PASSLINK_SMTP_POOL_SIZE", concurrency as u32, 1..=4096),
         };
         if smtp.username.is_some() != smtp.password.is_some() {
@@ -135,9 +139,17 @@ impl WorkerConfig {
 
         let retry = RetryPolicy {
             max_attempts: common.amqp.max_attempts,
-            base_delay: r.duration("PASSLINK_RETRY_BASE_DELAY", Duration::from_secs(5)),
+            base_delay: r.duration_in(
+                "PASSLINK_RETRY_BASE_DELAY",
+                Duration::from_secs(5),
+                Duration::from_millis(10)..=Duration::from_secs(86400),
+            ),
             multiplier: r.number("PASSLINK_RETRY_MULTIPLIER", 4.0, 1.0..=100.0),
-            max_delay: r.duration("PASSLINK_RETRY_MAX_DELAY", Duration::from_secs(30 * 60)),
+            max_delay: r.duration_in(
+                "PASSLINK_RETRY_MAX_DELAY",
+                Duration::from_secs(30 * 60),
+                Duration::from_millis(10)..=Duration::from_secs(604800),
+            ),
             jitter: r.number("PASSLINK_RETRY_JITTER", 0.2, 0.0..=0.5),
         };
 
@@ -153,10 +165,21 @@ impl WorkerConfig {
                 "PASSLINK_WORKER_METRICS_LISTEN",
                 SocketAddr::from(([127, 0, 0, 1], 9091)),
             ),
-            queue_metrics_interval: r
-                .duration("PASSLINK_QUEUE_METRICS_INTERVAL", Duration::from_secs(5)),
-            shutdown_grace: r.duration("PASSLINK_SHUTDOWN_GRACE", Duration::from_secs(20)),
-            startup_patience: r.duration("PASSLINK_STARTUP_PATIENCE", Duration::from_secs(30)),
+            queue_metrics_interval: r.duration_in(
+                "PASSLINK_QUEUE_METRICS_INTERVAL",
+                Duration::from_secs(5),
+                Duration::from_millis(100)..=Duration::from_secs(3600),
+            ),
+            shutdown_grace: r.duration_in(
+                "PASSLINK_SHUTDOWN_GRACE",
+                Duration::from_secs(20),
+                Duration::from_secs(0)..=Duration::from_secs(3600),
+            ),
+            startup_patience: r.duration_in(
+                "PASSLINK_STARTUP_PATIENCE",
+                Duration::from_secs(30),
+                Duration::from_secs(0)..=Duration::from_secs(3600),
+            ),
         };
         if usize::from(config.prefetch) < config.concurrency {
             r.fail(

@@ -95,6 +95,9 @@ fn main() -> ExitCode {
             Command::Run => run(config).await,
             Command::DeadLetters(command) => dead_letter_command(config, command).await,
             Command::CheckConfig => {
+                for name in passlink_shared::settings::unknown_settings_in_env() {
+                    eprintln!("warning: {name}: no Passlink binary reads this setting; misspelt?");
+                }
                 let templates = Templates::load(config.templates_dir.as_deref())?;
                 let languages: Vec<&str> = templates.languages().collect();
                 println!(
@@ -116,6 +119,9 @@ fn main() -> ExitCode {
 
 async fn run(config: WorkerConfig) -> anyhow::Result<ExitCode> {
     telemetry::init(config.common.log_format, &config.common.log_filter);
+    for name in passlink_shared::settings::unknown_settings_in_env() {
+        tracing::warn!(setting = %name, "no Passlink binary reads this setting; misspelt?");
+    }
     if config.common.dev_mode {
         tracing::warn!(
             "development mode: built-in secrets may be in use; never run it so in \

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use passlink_shared::job::SendLinkJob;
-use passlink_shared::link_template::{LinkTemplate, LinkValues};
+use passlink_shared::link_template::{LinkTemplate, LinkValues, check_link};
 use passlink_shared::store::{Claim, DeliveryState, Store};
 use passlink_shared::telemetry::mask_email;
 use passlink_shared::time::now_ms;
@@ -189,6 +189,14 @@ impl Processor {
             code_id: &code_id,
             code: code.expose(),
         });
+
+        // The API checked the template with the user id and sample values;
+        // the real organization id could still make a link no browser opens
+        // (a space in a host name, say). Such an email would only mislead.
+        if let Err(err) = check_link(&link, &settings.allowed_link_schemes) {
+            let reason = format!("the link is not valid: {err}");
+            return self.give_up(job, attempt, reason).await;
+        }
 
         let context = EmailContext::new(&name, &link, now, job.expires_at_ms);
         let rendered = match self.templates.render(&language, &context) {

@@ -42,14 +42,11 @@ impl RelyingParty {
             .to_ascii_lowercase();
         // Shown by some authenticators next to the passkey.
         let name = reader.string("PASSLINK_WEBAUTHN_RP_NAME", "Passlink");
-        let ceremony_ttl =
-            reader.duration("PASSLINK_WEBAUTHN_CEREMONY_TTL", Duration::from_secs(300));
-        if !(Duration::from_secs(10)..=Duration::from_secs(3600)).contains(&ceremony_ttl) {
-            reader.fail(
-                "PASSLINK_WEBAUTHN_CEREMONY_TTL",
-                "must be between 10s and 1h",
-            );
-        }
+        let ceremony_ttl = reader.duration_in(
+            "PASSLINK_WEBAUTHN_CEREMONY_TTL",
+            Duration::from_secs(300),
+            Duration::from_secs(10)..=Duration::from_secs(3600),
+        );
 
         let mut origins = Vec::new();
         for raw in reader.list("PASSLINK_WEBAUTHN_ORIGINS", &[default_origin.as_str()]) {
