@@ -105,11 +105,38 @@ pub fn decode(
 /// the request holds no secret it could echo.
 pub fn decode_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|err| {
-        ApiError::invalid(
-            "REQ-JSON-INVALID",
-            format!("The request body is not valid: {err}"),
-        )
+        let message = without_string_values(&err.to_string());
+        ApiError::invalid("REQ-JSON-INVALID", format!("The request body is not valid: {message}"))
     })
+}
+
+/// serde quotes a string it could not use (`invalid type: string "…"`);
+/// that string may be a code sent in the wrong place, and error messages
+/// never carry one. Field names (in backticks) stay: they say what is wrong.
+fn without_string_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find("string \"") {
+        out.push_str(&rest[..at + "string \"".len()]);
+        let value = &rest[at + "string \"".len()..];
+        // The value ends at the first quote that is not escaped.
+        let mut end = value.len();
+        let mut escaped = false;
+        for (index, c) in value.char_indices() {
+            match c {
+                '\\' if !escaped => escaped = true,
+                '"' if !escaped => {
+                    end = index;
+                    break;
+                }
+                _ => escaped = false,
+            }
+        }
+        out.push('…');
+        rest = &value[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Refuses a template that would not make a safe, complete link: broken,
@@ -140,6 +167,23 @@ pub fn check_template(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_messages_do_not_repeat_strings() {
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Holder {
+            code: Object<CreateLinkBody>,
+        }
+        let err = decode_json::<Holder>(br#"{"code":"SECRETCODE12"}"#).unwrap_err();
+        assert!(!err.message.contains("SECRETCODE12"), "{}", err.message);
+        assert!(err.message.contains("invalid type: string \"…\""), "{}", err.message);
+        let err = decode_json::<Holder>(br#"{"code":"a\"SECRET"}"#).unwrap_err();
+        assert!(!err.message.contains("SECRET"), "{}", err.message);
+        let err = decode_json::<Holder>(br#"{"nope":1}"#).unwrap_err();
+        assert!(err.message.contains("`nope`"), "field names stay: {}", err.message);
+    }
 
     fn parse(json: &str) -> Result<Medium, ApiError> {
         decode(json.as_bytes(), "u1", &[])
