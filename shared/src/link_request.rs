@@ -106,7 +106,10 @@ pub fn decode(
 pub fn decode_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|err| {
         let message = without_string_values(&err.to_string());
-        ApiError::invalid("REQ-JSON-INVALID", format!("The request body is not valid: {message}"))
+        ApiError::invalid(
+            "REQ-JSON-INVALID",
+            format!("The request body is not valid: {message}"),
+        )
     })
 }
 
@@ -178,11 +181,19 @@ mod tests {
         }
         let err = decode_json::<Holder>(br#"{"code":"SECRETCODE12"}"#).unwrap_err();
         assert!(!err.message.contains("SECRETCODE12"), "{}", err.message);
-        assert!(err.message.contains("invalid type: string \"…\""), "{}", err.message);
+        assert!(
+            err.message.contains("invalid type: string \"…\""),
+            "{}",
+            err.message
+        );
         let err = decode_json::<Holder>(br#"{"code":"a\"SECRET"}"#).unwrap_err();
         assert!(!err.message.contains("SECRET"), "{}", err.message);
         let err = decode_json::<Holder>(br#"{"nope":1}"#).unwrap_err();
-        assert!(err.message.contains("`nope`"), "field names stay: {}", err.message);
+        assert!(
+            err.message.contains("`nope`"),
+            "field names stay: {}",
+            err.message
+        );
     }
 
     fn parse(json: &str) -> Result<Medium, ApiError> {

@@ -290,7 +290,7 @@ impl CommonSettings {
             code_ttl: reader.duration_in(
                 "PASSLINK_CODE_TTL",
                 Duration::from_secs(3600),
-                Duration::from_secs(60)..=Duration::from_secs(2592000),
+                Duration::from_secs(1)..=Duration::from_secs(2592000),
             ),
             status_retention: reader.duration_in(
                 "PASSLINK_STATUS_RETENTION",

@@ -287,6 +287,44 @@ async fn of_two_starts_with_one_code_only_the_first_verified_registers() {
 }
 
 #[tokio::test]
+async fn a_flood_of_starts_keeps_only_the_newest_ceremonies() {
+    let user = "user-flood";
+    let stack = stack_with_user(user).await;
+    let (code_id, code) = stack.return_code(user).await;
+    let mut ids = Vec::new();
+    for _ in 0..25 {
+        let (status, body) = stack.start_with_code(user, &code_id, &code).await;
+        assert_eq!(status, 200, "{body}");
+        ids.push(webauthn_id(&body));
+    }
+    let mut conn = stack.redis().await;
+    let mut live = Vec::new();
+    for id in &ids {
+        let exists: bool = redis::cmd("EXISTS")
+            .arg(stack.keys.ceremony(user, id))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if exists {
+            live.push(id.clone());
+        }
+    }
+    assert_eq!(live, ids[15..], "the ten newest ceremonies live, no more");
+
+    // A new one still completes; the oldest is gone.
+    let (_, start) = stack.start_with_code(user, &code_id, &code).await;
+    let answer = Authenticator::new().register(ORIGIN, options(&start));
+    let (status, body) = stack
+        .verify_registration(user, &webauthn_id(&start), None, &answer, "last")
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = stack
+        .verify_registration(user, &ids[0], None, &answer, "first")
+        .await;
+    assert_eq!(status, 404, "the oldest ceremony was ended");
+}
+
+#[tokio::test]
 async fn without_a_code_the_caller_needs_the_permission() {
     let stack = stack_with_user("user-auth").await;
     let own = stack.self_user.clone();

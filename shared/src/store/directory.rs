@@ -167,6 +167,7 @@ impl Store {
             .key(keys.user(user_id))
             .key(keys.user_codes(user_id))
             .key(keys.passkeys(user_id))
+            .key(keys.ceremonies(user_id))
             .arg(org_scope_arg(all_orgs, orgs))
             .arg(now_ms)
             .arg(keys.shard_base(keys.shard_of(user_id)))

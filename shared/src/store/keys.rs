@@ -80,6 +80,11 @@ impl Keys {
         format!("{}ceremony:{webauthn_id}", self.user_base(user_id))
     }
 
+    /// Sorted set: the user's registrations in progress, by expiry.
+    pub fn ceremonies(&self, user_id: &str) -> String {
+        format!("{}ceremonies:{user_id}", self.user_base(user_id))
+    }
+
     /// Hash: the user's registered passkeys, credential id (base64url) to
     /// the JSON record.
     pub fn passkeys(&self, user_id: &str) -> String {
@@ -129,6 +134,7 @@ mod tests {
                 keys.code(user, "c"),
                 keys.delivery(user, "c"),
                 keys.ceremony(user, "w"),
+                keys.ceremonies(user),
                 keys.passkeys(user),
                 keys.outbox_for(user),
             ] {

@@ -151,6 +151,10 @@ pub enum FinishOutcome {
     CodeNotLive(CodeState),
 }
 
+/// Registrations in progress kept per user: enough for a person retrying
+/// on a few devices, few enough that a flood of starts stays small.
+pub const LIVE_CEREMONIES_PER_USER: u32 = 10;
+
 impl Store {
     /// Reads the user, its passkeys' ids and the code's state, and gives
     /// the user a WebAuthn handle (`fresh_handle`) if it has none.
@@ -234,7 +238,9 @@ impl Store {
         })
     }
 
-    /// Records a ceremony, if its code (when it has one) is still live.
+    /// Records a ceremony, if its code (when it has one) is still live. A
+    /// user keeps at most [`LIVE_CEREMONIES_PER_USER`]; a start past that
+    /// ends the oldest.
     pub async fn start_ceremony(
         &self,
         req: &StartCeremony<'_>,
@@ -244,6 +250,7 @@ impl Store {
         let mut invocation =
             START_CEREMONY.key(keys.ceremony(req.user_id, &req.webauthn_id.to_string()));
         invocation.key(keys.user(req.user_id));
+        invocation.key(keys.ceremonies(req.user_id));
         if let Some(code_id) = &req.code_id {
             invocation.key(keys.code(req.user_id, &code_id.to_string()));
         }
@@ -254,6 +261,9 @@ impl Store {
             .arg(req.now_ms)
             .arg(req.code_id.map(|id| id.to_string()).unwrap_or_default())
             .arg(req.caller_subject.unwrap_or_default())
+            .arg(req.webauthn_id.to_string())
+            .arg(LIVE_CEREMONIES_PER_USER)
+            .arg(keys.shard_base(keys.shard_of(req.user_id)))
             .invoke_async(&mut conn)
             .await?;
         Ok(match text_at(&reply, 0)?.as_str() {

@@ -2,7 +2,7 @@
 -- sequence stays, so that a user created again with the same id keeps
 -- counting upwards.
 --
--- KEYS: 1 user, 2 user_codes, 3 passkeys
+-- KEYS: 1 user, 2 user_codes, 3 passkeys, 4 ceremonies in progress
 -- ARGV: 1 organizations the caller may write ("*" or newline separated),
 --       2 now (ms), 3 the shard's key base ("prefix:{shard}:")
 -- Returns {"OK", sequence, organization} | {"NOTFOUND"} | {"DENIED"}
@@ -32,7 +32,10 @@ end
 for _, code_id in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
   redis.call('DEL', ARGV[3] .. 'code:' .. code_id)
 end
-redis.call('DEL', KEYS[2], KEYS[3])
+for _, webauthn_id in ipairs(redis.call('ZRANGE', KEYS[4], 0, -1)) do
+  redis.call('DEL', ARGV[3] .. 'ceremony:' .. webauthn_id)
+end
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
 
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 redis.call('HDEL', KEYS[1], 'org', 'email', 'name', 'lang', 'handle')
