@@ -66,8 +66,10 @@
     }
   }
 
+  // Paths resolve against this page's address, so the page also works when
+  // the service sits under a path prefix (https://host/passlink/...).
   async function post(path, body) {
-    const response = await fetch(path, {
+    const response = await fetch(new URL('../' + path, window.location.href), {
       method: 'POST',
       headers: { 'Content-Type': 'application/json' },
       body: JSON.stringify(body),
@@ -148,7 +150,7 @@
     show('Starting…');
     const user = encodeURIComponent(link.userId);
     try {
-      const started = await post('/v3alpha/users/' + user + '/webauthn', {
+      const started = await post('v3alpha/users/' + user + '/webauthn', {
         domain: window.location.hostname,
         code: { id: link.codeId, code: link.code },
       });
@@ -158,7 +160,7 @@
       });
       show('Saving…');
       const id = encodeURIComponent(started.webAuthNId);
-      await post('/v3alpha/users/' + user + '/webauthn/' + id, {
+      await post('v3alpha/users/' + user + '/webauthn/' + id, {
         publicKeyCredential: credentialJson(credential),
         webAuthNName: name,
       });
