@@ -26,6 +26,10 @@ use crate::metrics::ApiMetrics;
 
 /// How often a relay looks for jobs other processes left behind.
 const CLAIM_EVERY: Duration = Duration::from_secs(5);
+/// How often a relay removes consumers of stopped processes that hold no
+/// jobs, and how long such a consumer must have been idle.
+const FORGET_EVERY: Duration = Duration::from_secs(600);
+const FORGET_IDLE: Duration = Duration::from_secs(3600);
 
 /// Starts one relay loop per configured task. They stop when `stop` turns
 /// true and the outbox of their shards is empty (or the caller gives up
@@ -97,6 +101,7 @@ impl Relay {
         let mut next_claim = Instant::now();
         let mut backoff = Backoff::default();
         let mut prepared = false;
+        let mut next_forget = Instant::now() + CLAIM_EVERY;
 
         loop {
             let stopping = *stop.borrow();
@@ -150,8 +155,15 @@ impl Relay {
             if claim {
                 next_claim = Instant::now() + CLAIM_EVERY;
             }
+            if Instant::now() >= next_forget {
+                next_forget = Instant::now() + FORGET_EVERY;
+                self.forget_stale_consumers().await;
+            }
             match self.round(&current.channel, &mut own_pending, claim).await {
-                Ok(0) if stopping => return,
+                Ok(0) if stopping => {
+                    self.leave().await;
+                    return;
+                }
                 Ok(0) => {
                     tokio::select! {
                         () = self.signal.woken(self.task) => {}
@@ -168,6 +180,33 @@ impl Relay {
                     }
                 }
             }
+        }
+    }
+
+    async fn forget_stale_consumers(&self) {
+        for &shard in &self.shards {
+            match self
+                .store
+                .outbox_forget_consumers(shard, &self.consumer, FORGET_IDLE)
+                .await
+            {
+                Ok(0) => {}
+                Ok(forgotten) => {
+                    tracing::info!(
+                        shard,
+                        forgotten,
+                        "removed relay consumers of stopped processes"
+                    )
+                }
+                Err(err) => tracing::debug!(error = %err, "cannot list relay consumers"),
+            }
+        }
+    }
+
+    /// Leaves the consumer groups on a clean stop, where nothing is pending.
+    async fn leave(&self) {
+        if let Err(err) = self.store.outbox_leave(&self.shards, &self.consumer).await {
+            tracing::debug!(error = %err, "cannot leave the relay consumer groups");
         }
     }
 

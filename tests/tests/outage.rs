@@ -60,3 +60,48 @@ async fn links_wait_in_the_outbox_while_rabbitmq_is_unreachable() {
         .await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test]
+async fn a_stopping_api_leaves_no_relay_consumer_behind() {
+    let mut stack = Stack::start(StackOptions::default()).await;
+    stack
+        .put_user("leave", &stack.org_a, &stack.email_of("leave"), "L")
+        .await;
+    let (status, _) = stack
+        .create_link(&stack.tokens.org_a, "leave", json!({}))
+        .await;
+    assert_eq!(status, 200);
+    stack.maildev.wait_for(1, Duration::from_secs(30)).await;
+
+    let outbox = stack.keys.outbox_for("leave");
+    let consumers = |conn: &mut redis::aio::MultiplexedConnection| {
+        let outbox = outbox.clone();
+        let mut conn = conn.clone();
+        async move {
+            let info: redis::streams::StreamInfoConsumersReply = redis::cmd("XINFO")
+                .arg("CONSUMERS")
+                .arg(&outbox)
+                .arg("relay")
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            info.consumers.len()
+        }
+    };
+    let mut conn = stack.redis().await;
+    assert_eq!(
+        consumers(&mut conn).await,
+        1,
+        "the running relay reads as one consumer"
+    );
+
+    let api = stack.api.as_mut().unwrap();
+    api.terminate();
+    let exit = api.wait_exit(Duration::from_secs(20)).await;
+    assert!(exit.is_some_and(|s| s.success()), "{exit:?}");
+    assert_eq!(
+        consumers(&mut conn).await,
+        0,
+        "it left the group on its way out"
+    );
+}

@@ -148,6 +148,60 @@ impl Store {
         Ok(())
     }
 
+    /// Removes relay consumers from a shard's group that hold no jobs and
+    /// were idle for `idle` (every API start adds one; stopped processes
+    /// would pile up). `keep` is never removed. Returns how many went.
+    pub async fn outbox_forget_consumers(
+        &self,
+        shard: u16,
+        keep: &str,
+        idle: Duration,
+    ) -> Result<usize, StoreError> {
+        let key = self.keys.outbox(shard);
+        let mut conn = self.conn.clone();
+        let info: redis::streams::StreamInfoConsumersReply =
+            match conn.xinfo_consumers(&key, RELAY_GROUP).await {
+                Ok(info) => info,
+                // No group (yet): nothing to forget.
+                Err(err) if err.code() == Some("NOGROUP") => return Ok(0),
+                Err(err) => return Err(err.into()),
+            };
+        let mut forgotten = 0;
+        for consumer in info.consumers {
+            let stale = consumer.pending == 0 && consumer.idle as u128 >= idle.as_millis();
+            if consumer.name != keep && stale {
+                let _: i64 = conn
+                    .xgroup_delconsumer(&key, RELAY_GROUP, &consumer.name)
+                    .await?;
+                forgotten += 1;
+            }
+        }
+        Ok(forgotten)
+    }
+
+    /// Removes `consumer` from every shard's group where it holds no jobs,
+    /// when its process stops.
+    pub async fn outbox_leave(&self, shards: &[u16], consumer: &str) -> Result<(), StoreError> {
+        for &shard in shards {
+            let key = self.keys.outbox(shard);
+            let mut conn = self.conn.clone();
+            let info: redis::streams::StreamInfoConsumersReply =
+                match conn.xinfo_consumers(&key, RELAY_GROUP).await {
+                    Ok(info) => info,
+                    Err(err) if err.code() == Some("NOGROUP") => continue,
+                    Err(err) => return Err(err.into()),
+                };
+            if info
+                .consumers
+                .iter()
+                .any(|c| c.name == consumer && c.pending == 0)
+            {
+                let _: i64 = conn.xgroup_delconsumer(&key, RELAY_GROUP, consumer).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Backlog and the age of the oldest job over all shards.
     pub async fn outbox_stats(&self) -> Result<OutboxStats, StoreError> {
         let mut stats = OutboxStats::default();
