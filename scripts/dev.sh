@@ -5,7 +5,8 @@
 # Ctrl-C stops what this script started.
 #
 # Ports: API 8080, inbox http://127.0.0.1:1080 (SMTP 1025), worker metrics
-# 9091. State (secrets, the tokens file, logs) lives in .dev/.
+# 9091; set API_PORT, INBOX_PORT, SMTP_PORT or WORKER_METRICS_PORT to move
+# them. State (secrets, the tokens file, logs, caught mail) lives in .dev/.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$PASSLINK_ROOT"
@@ -13,10 +14,11 @@ cd "$PASSLINK_ROOT"
 API_PORT=${API_PORT:-8080}
 SMTP_PORT=${SMTP_PORT:-1025}
 INBOX_PORT=${INBOX_PORT:-1080}
+WORKER_METRICS_PORT=${WORKER_METRICS_PORT:-9091}
 DEV=.dev
 mkdir -p "$DEV"
 
-for port in "$API_PORT" "$SMTP_PORT" "$INBOX_PORT"; do
+for port in "$API_PORT" "$SMTP_PORT" "$INBOX_PORT" "$WORKER_METRICS_PORT"; do
   port_open "$port" && die "port $port is in use; is Passlink already running?"
 done
 
@@ -45,6 +47,7 @@ PASSLINK_PUBLIC_BASE_URL=http://localhost:$API_PORT
 PASSLINK_SMTP_HOST=127.0.0.1
 PASSLINK_SMTP_PORT=$SMTP_PORT
 PASSLINK_MAIL_FROM="Passlink <no-reply@passlink.localhost>"
+PASSLINK_WORKER_METRICS_LISTEN=127.0.0.1:$WORKER_METRICS_PORT
 set +a
 
 if [ ! -f "$DEV/demo-token" ]; then
@@ -62,11 +65,14 @@ cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
 }
-trap cleanup EXIT INT TERM
+on_signal() { cleanup; exit 0; }
+trap cleanup EXIT
+trap on_signal INT TERM
 
 say "starting maildev (inbox http://127.0.0.1:$INBOX_PORT)"
+mkdir -p "$DEV/mail"
 node tools/node_modules/maildev/bin/maildev --ip 127.0.0.1 --smtp "$SMTP_PORT" \
-  --web "$INBOX_PORT" --silent > "$DEV/maildev.log" 2>&1 &
+  --web "$INBOX_PORT" --mail-directory "$DEV/mail" --silent > "$DEV/maildev.log" 2>&1 &
 pids+=($!)
 wait_port "$SMTP_PORT" 30 maildev
 

@@ -43,8 +43,9 @@ enum Route<'a> {
     Healthz,
     Readyz,
     Metrics,
-    /// A known path with a method it does not take.
-    WrongMethod(&'static str),
+    /// A known path with a method it does not take: the route's name and
+    /// the methods it takes (for the `Allow` header).
+    WrongMethod(&'static str, &'static str),
     NotFound,
 }
 
@@ -63,7 +64,7 @@ impl Route<'_> {
             Route::Healthz => "healthz",
             Route::Readyz => "readyz",
             Route::Metrics => "metrics",
-            Route::WrongMethod(name) => name,
+            Route::WrongMethod(name, _) => name,
             Route::NotFound => "not_found",
         }
     }
@@ -84,7 +85,7 @@ fn resolve<'a>(method: &Method, path: &'a str) -> Route<'a> {
                 "registration_link",
                 code,
             ],
-            &Method::GET,
+            &Method::GET | &Method::HEAD,
         ) => Route::LinkStatus { user, code },
         (["v3alpha", "users", user, "webauthn"], &Method::POST) => {
             Route::StartRegistration { user }
@@ -101,23 +102,29 @@ fn resolve<'a>(method: &Method, path: &'a str) -> Route<'a> {
             _ => Route::NotFound,
         },
         (["admin", "v1", "users", user], &Method::PUT) => Route::PutUser { user },
-        (["admin", "v1", "users", user], &Method::GET) => Route::GetUser { user },
+        (["admin", "v1", "users", user], &Method::GET | &Method::HEAD) => Route::GetUser { user },
         (["admin", "v1", "users", user], &Method::DELETE) => Route::DeleteUser { user },
-        (["healthz"], &Method::GET) => Route::Healthz,
-        (["readyz"], &Method::GET) => Route::Readyz,
-        (["metrics"], &Method::GET) => Route::Metrics,
+        (["healthz"], &Method::GET | &Method::HEAD) => Route::Healthz,
+        (["readyz"], &Method::GET | &Method::HEAD) => Route::Readyz,
+        (["metrics"], &Method::GET | &Method::HEAD) => Route::Metrics,
 
         (["v3alpha", "users", _, "webauthn", "registration_link"], _) => {
-            Route::WrongMethod("create_link")
+            Route::WrongMethod("create_link", "POST")
         }
         (["v3alpha", "users", _, "webauthn", "registration_link", _], _) => {
-            Route::WrongMethod("link_status")
+            Route::WrongMethod("link_status", "GET, HEAD")
         }
-        (["v3alpha", "users", _, "webauthn"], _) => Route::WrongMethod("start_registration"),
-        (["v3alpha", "users", _, "webauthn", _], _) => Route::WrongMethod("verify_registration"),
-        (["passkey", "register" | "register.js" | "register.css"], _) => Route::WrongMethod("page"),
-        (["admin", "v1", "users", _], _) => Route::WrongMethod("user"),
-        (["healthz" | "readyz" | "metrics"], _) => Route::WrongMethod("operations"),
+        (["v3alpha", "users", _, "webauthn"], _) => {
+            Route::WrongMethod("start_registration", "POST")
+        }
+        (["v3alpha", "users", _, "webauthn", _], _) => {
+            Route::WrongMethod("verify_registration", "POST")
+        }
+        (["passkey", "register" | "register.js" | "register.css"], _) => {
+            Route::WrongMethod("page", "GET, HEAD")
+        }
+        (["admin", "v1", "users", _], _) => Route::WrongMethod("user", "GET, HEAD, PUT, DELETE"),
+        (["healthz" | "readyz" | "metrics"], _) => Route::WrongMethod("operations", "GET, HEAD"),
         _ => Route::NotFound,
     }
 }
@@ -130,14 +137,23 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> HttpResponse {
     let path = req.uri().path().to_owned();
     let route = resolve(&method, &path);
     let name = route.name();
+    let allow = match route {
+        Route::WrongMethod(_, allow) => Some(allow),
+        _ => None,
+    };
 
-    let response = match dispatch(&app, route, req).await {
+    let mut response = match dispatch(&app, route, req).await {
         Ok(response) => response,
         Err(err) => {
             handlers::log_failure(&err, name);
             error(&err)
         }
     };
+    if let Some(allow) = allow {
+        response
+            .headers_mut()
+            .insert(http::header::ALLOW, http::HeaderValue::from_static(allow));
+    }
 
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
@@ -166,7 +182,7 @@ async fn dispatch(
         Route::Healthz => Ok(health::alive()),
         Route::Readyz => Ok(health::ready(app).await),
         Route::Metrics => Ok(metrics(app).await),
-        Route::WrongMethod(_) => Err(ApiError::new(
+        Route::WrongMethod(..) => Err(ApiError::new(
             Code::Unimplemented,
             "REQ-METHOD",
             format!("Method {} is not allowed here", req.method()),
@@ -226,7 +242,7 @@ mod tests {
         );
         assert_eq!(
             resolve(&Method::PATCH, "/admin/v1/users/u"),
-            Route::WrongMethod("user")
+            Route::WrongMethod("user", "GET, HEAD, PUT, DELETE")
         );
         assert_eq!(
             resolve(&Method::POST, "/v3alpha/users/u/webauthn"),
@@ -234,7 +250,7 @@ mod tests {
         );
         assert_eq!(
             resolve(&Method::GET, "/v3alpha/users/u/webauthn"),
-            Route::WrongMethod("start_registration")
+            Route::WrongMethod("start_registration", "POST")
         );
         assert_eq!(
             resolve(&Method::POST, "/v3alpha/users/u/webauthn/w1"),
@@ -245,7 +261,7 @@ mod tests {
         );
         assert_eq!(
             resolve(&Method::GET, "/v3alpha/users/u/webauthn/registration_link"),
-            Route::WrongMethod("create_link")
+            Route::WrongMethod("create_link", "POST")
         );
         assert_eq!(
             resolve(&Method::HEAD, "/passkey/register"),
@@ -257,7 +273,7 @@ mod tests {
         );
         assert_eq!(
             resolve(&Method::POST, "/passkey/register"),
-            Route::WrongMethod("page")
+            Route::WrongMethod("page", "GET, HEAD")
         );
         assert_eq!(resolve(&Method::GET, "/passkey/other"), Route::NotFound);
         assert_eq!(resolve(&Method::GET, "/metrics"), Route::Metrics);

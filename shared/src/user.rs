@@ -61,7 +61,7 @@ impl UserInput {
         if !valid_id(&org) {
             return Err(ApiError::invalid(
                 "USER-ORG-INVALID",
-                "organizationId must be 1 to 200 characters without control characters",
+                "organizationId must be 1 to 200 characters, not blank, without control characters",
             ));
         }
 
@@ -111,14 +111,21 @@ pub fn validate_user_id(id: &str) -> Result<(), ApiError> {
     } else {
         Err(ApiError::invalid(
             "USER-ID-INVALID",
-            "userId must be 1 to 200 characters without control characters",
+            "userId must be 1 to 200 characters, not blank, \".\" or \"..\", without control \
+             characters",
         ))
     }
 }
 
 fn valid_id(id: &str) -> bool {
     let chars = id.chars().count();
-    (1..=MAX_ID_CHARS).contains(&chars) && !id.chars().any(char::is_control)
+    (1..=MAX_ID_CHARS).contains(&chars)
+        && !id.chars().any(char::is_control)
+        // Blank ids and the path segments "." and ".." name nobody; clients
+        // and proxies would also rewrite them in URLs.
+        && !id.trim().is_empty()
+        && id != "."
+        && id != ".."
 }
 
 /// An address the worker can send to (non-ASCII local parts and domains
@@ -202,6 +209,10 @@ mod tests {
         let long = "x".repeat(201);
         assert!(validate_user_id(&long).is_err());
         assert!(validate_user_id("").is_err());
+        for odd in [" ", "\u{3000}", ".", ".."] {
+            assert!(validate_user_id(odd).is_err(), "{odd:?}");
+        }
+        assert!(validate_user_id("...").is_ok());
         assert!(validate_user_id(&"é".repeat(200)).is_ok());
     }
 }

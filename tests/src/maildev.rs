@@ -13,6 +13,9 @@ pub struct Maildev {
     pub web_port: u16,
     child: Option<Child>,
     http: reqwest::Client,
+    /// Where maildev keeps the mail; removed with the catcher (maildev's
+    /// own default is a fresh temporary directory that nobody removes).
+    dir: std::path::PathBuf,
 }
 
 /// One caught email, as maildev parsed it.
@@ -69,11 +72,14 @@ impl Email {
 
 impl Maildev {
     pub async fn start() -> Self {
+        let smtp_port = crate::free_port();
+        let dir = std::env::temp_dir().join(format!("passlink-maildev-{smtp_port}"));
         let mut maildev = Self {
-            smtp_port: crate::free_port(),
+            smtp_port,
             web_port: crate::free_port(),
             child: None,
             http: reqwest::Client::new(),
+            dir,
         };
         maildev.resume().await;
         maildev
@@ -94,6 +100,8 @@ impl Maildev {
             .args(["--ip", "127.0.0.1", "--silent"])
             .args(["--smtp", &self.smtp_port.to_string()])
             .args(["--web", &self.web_port.to_string()])
+            .arg("--mail-directory")
+            .arg(&self.dir)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -112,7 +120,8 @@ impl Maildev {
         assert!(up.is_some(), "maildev did not start");
     }
 
-    /// Stops the SMTP server: connections are refused until `resume`.
+    /// Stops the SMTP server: connections are refused until `resume`; the
+    /// caught mail is gone.
     pub async fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill().await;
@@ -161,5 +170,14 @@ impl Maildev {
             .text()
             .await
             .unwrap_or_default()
+    }
+}
+
+impl Drop for Maildev {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.start_kill();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -108,7 +108,7 @@ impl Processor {
             }
         };
         let span = tracing::info_span!("job", job.id = %job.job_id, code.id = %job.code_id,
-            user.id = %job.user_id, attempt);
+            user.id = job.user_id.as_str(), attempt);
         self.handle_job(&job, attempt).instrument(span).await
     }
 

@@ -170,6 +170,10 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
             "The Authorization header must be Bearer followed by a token",
         )
     };
+    // Two Authorization headers would leave which one counts to chance.
+    if headers.get_all(http::header::AUTHORIZATION).iter().count() > 1 {
+        return Err(malformed());
+    }
     let value = value.to_str().map_err(|_| malformed())?;
     let (scheme, token) = value.trim().split_once(' ').ok_or_else(malformed)?;
     let token = token.trim();
@@ -238,6 +242,11 @@ mod tests {
         }
         let err = auth.authenticate(&HeaderMap::new()).await.unwrap_err();
         assert_eq!(err.id, "AUTH-TOKEN-MISSING");
+
+        let mut twice = headers(&format!("Bearer {token}"));
+        twice.append(http::header::AUTHORIZATION, "Bearer other".parse().unwrap());
+        let err = auth.authenticate(&twice).await.unwrap_err();
+        assert_eq!(err.id, "AUTH-TOKEN-MALFORMED");
     }
 
     #[test]

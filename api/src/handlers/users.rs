@@ -99,8 +99,12 @@ pub async fn put(
             return Err(ApiError::internal());
         }
     };
-    tracing::info!(user.id = %user.id, org.id = %user.organization_id, sequence,
-        "directory user written");
+    tracing::info!(
+        user.id = user.id.as_str(),
+        org.id = user.organization_id.as_str(),
+        sequence,
+        "directory user written"
+    );
     Ok(json(
         status,
         &ChangeResponse {
@@ -164,8 +168,12 @@ pub async fn delete(
             sequence,
             organization_id,
         } => {
-            tracing::info!(user.id = %user_id, org.id = %organization_id, sequence,
-                "directory user deleted");
+            tracing::info!(
+                user.id = user_id.as_str(),
+                org.id = organization_id.as_str(),
+                sequence,
+                "directory user deleted"
+            );
             Ok(json(
                 StatusCode::OK,
                 &ChangeResponse {
