@@ -155,6 +155,10 @@ async fn consume(
         while tasks.try_join_next().is_some() {}
     }
 
+    // Jobs of held messages that have not started sending do not start
+    // now: their messages go back to the queue once the jobs that did start
+    // are finished (those are dropped as duplicates next time).
+    slots.close();
     if stopping {
         let _ = link
             .consume
