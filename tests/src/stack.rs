@@ -305,6 +305,18 @@ impl Stack {
 
     /// Creates or replaces a directory user through the admin API.
     pub async fn put_user(&self, id: &str, org: &str, email: &str, name: &str) {
+        self.put_user_speaking(id, org, email, name, "en").await;
+    }
+
+    /// Creates or replaces a directory user with a preferred language.
+    pub async fn put_user_speaking(
+        &self,
+        id: &str,
+        org: &str,
+        email: &str,
+        name: &str,
+        language: &str,
+    ) {
         let (status, body) = self
             .request(
                 reqwest::Method::PUT,
@@ -314,7 +326,7 @@ impl Stack {
                     "organizationId": org,
                     "email": email,
                     "displayName": name,
-                    "preferredLanguage": "en",
+                    "preferredLanguage": language,
                 })),
             )
             .await;

@@ -130,6 +130,37 @@ async fn send_link_without_a_template_uses_the_default_link() {
 }
 
 #[tokio::test]
+async fn the_email_speaks_the_users_language() {
+    let stack = Stack::start(StackOptions::default()).await;
+    let users = [
+        ("lang-de", "de-CH", "Richten Sie Ihren Passkey ein"),
+        ("lang-ja", "ja", "パスキーを設定してください"),
+        ("lang-xx", "xx-YY", "Set up your passkey"),
+    ];
+    for (user, language, _) in users {
+        let address = stack.email_of(user);
+        stack
+            .put_user_speaking(user, &stack.org_a, &address, "Zoë", language)
+            .await;
+        let (status, body) = stack
+            .create_link(&stack.tokens.admin, user, json!({"sendLink": {}}))
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+
+    let emails = stack.maildev.wait_for(users.len(), WAIT).await;
+    for (user, language, subject) in users {
+        let address = stack.email_of(user);
+        let email = emails
+            .iter()
+            .find(|e| e.recipient() == Some(address.as_str()))
+            .unwrap_or_else(|| panic!("no email for {user}"));
+        assert_eq!(email.subject, subject, "{language}");
+        assert!(email.link().is_some(), "{language}: the email has a link");
+    }
+}
+
+#[tokio::test]
 async fn return_code_answers_the_code_and_sends_nothing() {
     let stack = Stack::start(StackOptions::default()).await;
     let user = "user-return";

@@ -18,13 +18,37 @@ pub const DEFAULT_LANGUAGE: &str = "en";
 /// The three files each language provides.
 const PARTS: [&str; 3] = ["subject.txt", "body.txt", "body.html"];
 
-const BUILTIN: [(&str, &str); 3] = [
-    (
-        "en/subject.txt",
-        include_str!("../templates/en/subject.txt"),
-    ),
-    ("en/body.txt", include_str!("../templates/en/body.txt")),
-    ("en/body.html", include_str!("../templates/en/body.html")),
+/// The three files of one built-in language, compiled into the binary.
+macro_rules! builtin_language {
+    ($tag:literal) => {
+        [
+            (
+                concat!($tag, "/subject.txt"),
+                include_str!(concat!("../templates/", $tag, "/subject.txt")),
+            ),
+            (
+                concat!($tag, "/body.txt"),
+                include_str!(concat!("../templates/", $tag, "/body.txt")),
+            ),
+            (
+                concat!($tag, "/body.html"),
+                include_str!(concat!("../templates/", $tag, "/body.html")),
+            ),
+        ]
+    };
+}
+
+/// The languages that ship: those of the users onboarding backends send
+/// most. `pt` is written in Brazilian Portuguese; a directory can replace
+/// any of them.
+const BUILTIN: [[(&str, &str); 3]; 7] = [
+    builtin_language!("en"),
+    builtin_language!("de"),
+    builtin_language!("fr"),
+    builtin_language!("es"),
+    builtin_language!("it"),
+    builtin_language!("pt"),
+    builtin_language!("ja"),
 ];
 
 /// What a template may use.
@@ -63,12 +87,13 @@ pub struct Templates {
 }
 
 impl Templates {
-    /// The built-in English templates, plus (and overridden by) the
+    /// The built-in templates, plus (and overridden by) the
     /// languages in `dir`: one subdirectory per language tag holding
     /// `subject.txt`, `body.txt` and `body.html`.
     pub fn load(dir: Option<&Path>) -> anyhow::Result<Self> {
         let mut sources: Vec<(String, String)> = BUILTIN
             .iter()
+            .flatten()
             .map(|(name, text)| ((*name).to_owned(), (*text).to_owned()))
             .collect();
 
@@ -210,6 +235,46 @@ mod tests {
     }
 
     #[test]
+    fn every_built_in_language_renders_the_link_and_the_name() {
+        let templates = Templates::load(None).unwrap();
+        let ctx = EmailContext::new("Zoë <Ø>", "https://x.test/r?a=1&b=2", 0, 3_600_000);
+        let cases = [
+            ("de-CH", "de", "Richten Sie Ihren Passkey ein"),
+            ("fr", "fr", "Configurez votre clé d’accès"),
+            ("es-MX", "es", "Configura tu llave de acceso"),
+            ("it", "it", "Configura la tua passkey"),
+            ("pt-BR", "pt", "Configure sua chave de acesso"),
+            ("ja", "ja", "パスキーを設定してください"),
+            ("en-GB", "en", "Set up your passkey"),
+        ];
+        for (preferred, language, subject) in cases {
+            let email = templates.render(preferred, &ctx).unwrap();
+            assert_eq!(email.language, language);
+            assert_eq!(email.subject, subject);
+            assert!(
+                email.text.contains("https://x.test/r?a=1&b=2"),
+                "{language}"
+            );
+            assert!(email.text.contains("Zoë <Ø>"), "{language}");
+            assert!(email.text.contains("1970-01-01 01:00 UTC"), "{language}");
+            assert!(email.text.contains("60 "), "{language}");
+            assert!(
+                email
+                    .html
+                    .contains(r#"href="https://x.test/r?a=1&amp;b=2""#),
+                "{language}"
+            );
+            assert!(email.html.contains("Zoë &lt;Ø&gt;"), "{language}");
+            assert!(email.html.contains(&format!(r#"<html lang="{language}">"#)));
+            assert!(
+                !email.text.contains("{{") && !email.html.contains("{{"),
+                "{language}"
+            );
+        }
+        assert_eq!(templates.languages().count(), 7);
+    }
+
+    #[test]
     fn picks_languages_from_a_directory() {
         let dir = std::env::temp_dir().join(format!("passlink-tpl-{}", std::process::id()));
         let de = dir.join("de");
@@ -222,7 +287,8 @@ mod tests {
         let email = templates.render("de-CH", &ctx).unwrap();
         assert_eq!(email.language, "de");
         assert_eq!(email.subject, "Passkey einrichten");
-        assert_eq!(templates.render("fr", &ctx).unwrap().language, "en");
+        assert_eq!(templates.render("fr", &ctx).unwrap().language, "fr");
+        assert_eq!(templates.render("xx", &ctx).unwrap().language, "en");
 
         std::fs::remove_file(de.join("body.html")).unwrap();
         assert!(Templates::load(Some(&dir)).is_err());
