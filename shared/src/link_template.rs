@@ -197,12 +197,22 @@ impl fmt::Display for LinkTemplate {
 /// Accepts an absolute `http`/`https` URL with a host, or a URL whose scheme
 /// is in `allowed_schemes` (app links). `javascript:`, `data:` and every
 /// other scheme are refused.
+///
+/// The link is checked as written, not as a URL parser would repair it:
+/// the email carries these exact characters, and a space, a line break or a
+/// malformed escape that a parser quietly fixes would break the link in a
+/// mail client.
 pub fn check_link(link: &str, allowed_schemes: &[String]) -> Result<(), TemplateError> {
+    if let Some(fault) = written_fault(link) {
+        return Err(TemplateError::InvalidUrl(fault));
+    }
     let url = Url::parse(link).map_err(|err| TemplateError::InvalidUrl(err.to_string()))?;
     let scheme = url.scheme();
     match scheme {
-        "http" | "https" if url.host_str().is_some_and(|h| !h.is_empty()) => Ok(()),
-        "http" | "https" => Err(TemplateError::InvalidUrl("the link has no host".into())),
+        "http" | "https" if has_authority(link, scheme) => Ok(()),
+        "http" | "https" => Err(TemplateError::InvalidUrl(format!(
+            "the link has no host; write it as {scheme}://host/..."
+        ))),
         _ if allowed_schemes
             .iter()
             .any(|s| s.eq_ignore_ascii_case(scheme)) =>
@@ -211,6 +221,54 @@ pub fn check_link(link: &str, allowed_schemes: &[String]) -> Result<(), Template
         }
         _ => Err(TemplateError::Scheme(scheme.to_owned())),
     }
+}
+
+/// The first character of `link` that has no place in a link as written:
+/// whitespace and control characters, the delimiters that end a link in
+/// text or HTML, a backslash, and a `%` not followed by two hex digits.
+fn written_fault(link: &str) -> Option<String> {
+    let bytes = link.as_bytes();
+    for (at, c) in link.char_indices() {
+        let refused = c.is_whitespace()
+            || c.is_control()
+            || matches!(c, '\\' | '"' | '<' | '>' | '`' | '\u{feff}' | '\u{200b}');
+        if refused {
+            return Some(format!(
+                "the link contains {} at character {}; percent-encode it",
+                describe(c),
+                char_pos(link, at)
+            ));
+        }
+        let escape_ok = bytes.len() > at + 2
+            && bytes[at + 1].is_ascii_hexdigit()
+            && bytes[at + 2].is_ascii_hexdigit();
+        if c == '%' && !escape_ok {
+            return Some(format!(
+                "the link has a % at character {} that is not followed by two hex digits; \
+                 write a literal % as %25",
+                char_pos(link, at)
+            ));
+        }
+    }
+    None
+}
+
+fn describe(c: char) -> String {
+    match c {
+        ' ' => "a space".to_owned(),
+        '\n' | '\r' => "a line break".to_owned(),
+        '\t' => "a tab".to_owned(),
+        c if c.is_ascii_graphic() => format!("{c:?}"),
+        c => format!("U+{:04X}", u32::from(c)),
+    }
+}
+
+/// Whether `link` spells `scheme://` followed by a non-empty authority; URL
+/// parsers accept `https:/host` and `https:///host` and repair them.
+fn has_authority(link: &str, scheme: &str) -> bool {
+    link.get(scheme.len() + 1..)
+        .and_then(|rest| rest.strip_prefix("//"))
+        .is_some_and(|rest| !rest.starts_with(['/', '?', '#']) && !rest.is_empty())
 }
 
 fn field(name: &str, at: usize) -> Result<Field, TemplateError> {
@@ -365,6 +423,55 @@ mod tests {
             ok("/relative/{{.Code}}"),
             Err(TemplateError::InvalidUrl(_))
         ));
+    }
+
+    #[test]
+    fn refuses_links_a_mail_client_would_break() {
+        let check = |t: &str| LinkTemplate::parse(t).unwrap().check(&["myapp".to_owned()]);
+        let refused = [
+            "https://a.test/\n{{.Code}}",
+            "https://a.test/\r\n{{.Code}}",
+            "https://a.test/ {{.Code}}",
+            " https://a.test/{{.Code}}",
+            "https://a.test/{{.Code}} ",
+            "https://a.test/\t{{.Code}}",
+            "https://a.test/\u{0}{{.Code}}",
+            "https://a.test/\u{a0}{{.Code}}",
+            "https://a.test/\u{200b}{{.Code}}",
+            "https://a.test/\u{2028}{{.Code}}",
+            "https:///{{.Code}}",
+            "https:/a.test/{{.Code}}",
+            "https:a.test/{{.Code}}",
+            "https://?c={{.Code}}",
+            "https://a.test/%zz{{.Code}}",
+            "https://a.test/%{{.Code}}",
+            "https://a.test/{{.Code}}%2",
+            "https://a.test\\@evil.test/{{.Code}}",
+            "https://a.test/\"{{.Code}}",
+            "https://a.test/<{{.Code}}>",
+            "myapp://r/ {{.Code}}",
+        ];
+        for template in refused {
+            assert!(
+                matches!(check(template), Err(TemplateError::InvalidUrl(_))),
+                "{template:?}: {:?}",
+                check(template)
+            );
+        }
+        let accepted = [
+            "https://a.test/%20{{.Code}}",
+            "https://a.test/r?c={{.Code}}&p=100%25",
+            "HTTPS://a.test/{{.Code}}",
+            "https://user@a.test:8443/{{.Code}}",
+            "https://[::1]/{{.Code}}",
+            "https://bücher.test/{{.Code}}",
+            "myapp:register?c={{.Code}}",
+        ];
+        for template in accepted {
+            assert_eq!(check(template), Ok(()), "{template:?}");
+        }
+        let message = check("https://a.test/ {{.Code}}").unwrap_err().to_string();
+        assert!(message.contains("a space at character 16"), "{message}");
     }
 
     #[test]
