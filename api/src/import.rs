@@ -4,6 +4,8 @@
 //! seconds, not hours of HTTP calls. A progress line goes to standard error
 //! once a second. Bad lines are reported by number and reason (never with
 //! their content, which holds addresses) and skipped; the rest is imported.
+//! A line that is not UTF-8 is one bad line too, and a byte-order mark at the
+//! start of the file (as spreadsheet exports write) is ignored.
 
 use std::io::{BufRead, BufReader, Read};
 use std::time::{Duration, Instant};
@@ -15,6 +17,8 @@ use passlink_shared::user::{User, UserInput};
 
 /// Users per pipeline.
 const BATCH: usize = 1000;
+/// The UTF-8 byte-order mark.
+const BOM: &[u8] = b"\xef\xbb\xbf";
 /// Bad lines listed one by one before only the count goes on.
 const MAX_LISTED: usize = 50;
 
@@ -35,7 +39,7 @@ pub async fn import(
     let mut reader = BufReader::new(input);
     let mut summary = ImportSummary::default();
     let mut batch: Vec<User> = Vec::with_capacity(BATCH);
-    let mut line = String::new();
+    let mut line = Vec::new();
     let mut line_no = 0u64;
     let mut bytes_read = 0u64;
     let started = Instant::now();
@@ -43,19 +47,27 @@ pub async fn import(
 
     loop {
         line.clear();
-        let n = reader.read_line(&mut line)?;
+        let n = reader.read_until(b'\n', &mut line)?;
         if n == 0 {
             break;
         }
         line_no += 1;
         bytes_read += n as u64;
-        if line.trim().is_empty() {
+        let text = match line_no {
+            1 => line.strip_prefix(BOM).unwrap_or(&line),
+            _ => &line[..],
+        };
+        if text.trim_ascii().is_empty() {
             continue;
         }
 
-        let parsed = serde_json::from_str::<Object<UserInput>>(&line)
+        let parsed = std::str::from_utf8(text)
+            .map_err(|err| format!("not UTF-8 (byte {})", err.valid_up_to() + 1))
+            .and_then(|text| {
+                serde_json::from_str::<Object<UserInput>>(text)
+                    .map_err(|err| format!("not a user object ({})", category(&err)))
+            })
             .map(|Object(input)| input)
-            .map_err(|err| format!("not a user object ({})", category(&err)))
             .and_then(|input| input.validate(None).map_err(|err| err.full_message()));
         match parsed {
             Ok(user) => batch.push(user),
@@ -126,6 +138,9 @@ fn category(err: &serde_json::Error) -> String {
                 Some(field) if text.starts_with("missing field") => format!("missing {field}"),
                 Some(field) if text.starts_with("unknown field") => {
                     format!("unknown field {field}")
+                }
+                Some(field) if text.starts_with("duplicate field") => {
+                    format!("duplicate field {field}")
                 }
                 _ => "a field has the wrong type".to_owned(),
             }

@@ -146,19 +146,34 @@ async fn the_bulk_import_takes_the_generated_users() {
     let mut ndjson = String::from_utf8(output.stdout).unwrap();
     ndjson.push_str("{\"userId\": \"bad\", \"email\": \"secret@person.test\"}\n");
     ndjson.push_str("not json at all\n");
+    ndjson.push_str("{\"userId\": \"d1\", \"userId\": \"d2\"}\n");
+    // A byte-order mark before the first user, as spreadsheet exports
+    // write, and a line that is not UTF-8 among good ones.
+    let mut bytes = b"\xef\xbb\xbf".to_vec();
+    bytes.extend_from_slice(ndjson.as_bytes());
+    bytes.extend_from_slice(b"{\"userId\": \"latin\xe9\"}\n");
     let file = std::env::temp_dir().join(format!("{}-users.ndjson", stack.id));
-    std::fs::write(&file, &ndjson).unwrap();
+    std::fs::write(&file, &bytes).unwrap();
 
     let (code, stdout, stderr) = stack
         .run_command("passlink-api", &["import-users", file.to_str().unwrap()])
         .await;
     assert_eq!(code, 2, "bad lines make the exit code 2: {stderr}");
     assert!(
-        stdout.contains("imported 500 users (500 new, 0 replaced); 2 lines skipped"),
+        stdout.contains("imported 500 users (500 new, 0 replaced); 4 lines skipped"),
         "{stdout}"
     );
     assert!(stderr.contains("line 501: skipped"), "{stderr}");
     assert!(stderr.contains("line 502: skipped"), "{stderr}");
+    assert!(
+        stderr.contains("line 503: skipped: not a user object (duplicate field userId)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("line 504: skipped: not UTF-8"), "{stderr}");
+    assert!(
+        !stderr.contains("line 1:"),
+        "the byte-order mark is ignored: {stderr}"
+    );
     assert!(
         stderr.contains("users/s") || stderr.contains("/s"),
         "a progress line: {stderr}"
