@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use bytes::BytesMut;
-use http::{HeaderValue, Request, Response, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use passlink_shared::error::ApiError;
@@ -50,7 +50,8 @@ pub async fn read_json<T: DeserializeOwned>(
 /// Reads a request body of at most `limit` bytes.
 ///
 /// An empty body counts as `{}` (all fields default), as gRPC-gateway does;
-/// a non-empty body must be declared `application/json`.
+/// a non-empty body must be declared `application/json` (in UTF-8, the only
+/// encoding JSON between systems may use) and sent uncompressed.
 pub async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, ApiError> {
     let too_large = || {
         ApiError::new(
@@ -66,7 +67,8 @@ pub async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Ap
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let content_type = req.headers().get(header::CONTENT_TYPE).cloned();
+    let declared_fault = media_fault(req.headers());
+    let coding_fault = coding_fault(req.headers());
     // A client that asked "Expect: 100-continue" has not sent the body yet
     // and waits for the verdict; any other is sending it now.
     let waits_to_send = req
@@ -109,17 +111,16 @@ pub async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Ap
             .with_http_status(408)
         })??;
 
+    if let Some(err) = coding_fault {
+        return Err(err);
+    }
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Bytes::from_static(b"{}"));
     }
-    if !is_json(content_type.as_ref()) {
-        return Err(ApiError::invalid(
-            "REQ-CONTENT-TYPE",
-            "The request body must be sent with Content-Type: application/json",
-        )
-        .with_http_status(415));
+    match declared_fault {
+        Some(err) => Err(err),
+        None => Ok(body),
     }
-    Ok(body)
 }
 
 pub use passlink_shared::link_request::decode_json as decode;
@@ -147,12 +148,54 @@ async fn drain(body: &mut Incoming) {
     .await;
 }
 
-fn is_json(content_type: Option<&HeaderValue>) -> bool {
-    let Some(value) = content_type.and_then(|v| v.to_str().ok()) else {
-        return false;
+/// Refuses a body not declared as exactly one `application/json` in UTF-8.
+fn media_fault(headers: &HeaderMap) -> Option<ApiError> {
+    let refuse = |id: &'static str, message: &'static str| {
+        Some(ApiError::invalid(id, message).with_http_status(415))
     };
-    let essence = value.split(';').next().unwrap_or("").trim();
-    essence.eq_ignore_ascii_case("application/json")
+    let mut values = headers.get_all(header::CONTENT_TYPE).iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return refuse(
+            "REQ-CONTENT-TYPE",
+            "The request body must be sent with one Content-Type: application/json",
+        );
+    };
+    let mut parts = value.to_str().unwrap_or_default().split(';');
+    let essence = parts.next().unwrap_or_default().trim();
+    if !essence.eq_ignore_ascii_case("application/json") {
+        return refuse(
+            "REQ-CONTENT-TYPE",
+            "The request body must be sent with Content-Type: application/json",
+        );
+    }
+    let charset = parts
+        .filter_map(|param| param.split_once('='))
+        .find(|(name, _)| name.trim().eq_ignore_ascii_case("charset"))
+        .map(|(_, value)| value.trim().trim_matches('"'));
+    match charset {
+        Some(charset) if !charset.eq_ignore_ascii_case("utf-8") => refuse(
+            "REQ-CHARSET",
+            "The request body must be JSON in UTF-8 (charset=utf-8 or no charset)",
+        ),
+        _ => None,
+    }
+}
+
+/// Refuses a compressed body: requests are small, and decompressing what a
+/// client sends would let a small body expand past the size limit.
+fn coding_fault(headers: &HeaderMap) -> Option<ApiError> {
+    let compressed = headers
+        .get_all(header::CONTENT_ENCODING)
+        .iter()
+        .flat_map(|v| v.to_str().unwrap_or("?").split(','))
+        .any(|coding| !coding.trim().eq_ignore_ascii_case("identity"));
+    compressed.then(|| {
+        ApiError::invalid(
+            "REQ-CONTENT-ENCODING",
+            "The request body must not be compressed; send it without Content-Encoding",
+        )
+        .with_http_status(415)
+    })
 }
 
 /// Decodes one percent-encoded path segment.
@@ -169,12 +212,48 @@ mod tests {
 
     #[test]
     fn content_types() {
-        let v = |s: &str| HeaderValue::from_str(s).unwrap();
-        assert!(is_json(Some(&v("application/json"))));
-        assert!(is_json(Some(&v("Application/JSON; charset=utf-8"))));
-        assert!(!is_json(Some(&v("application/x-www-form-urlencoded"))));
-        assert!(!is_json(Some(&v("text/plain"))));
-        assert!(!is_json(None));
+        let fault = |values: &[&str]| {
+            let mut headers = HeaderMap::new();
+            for v in values {
+                headers.append(header::CONTENT_TYPE, HeaderValue::from_str(v).unwrap());
+            }
+            media_fault(&headers).map(|err| String::from_utf8(err.to_json()).unwrap())
+        };
+        assert_eq!(fault(&["application/json"]), None);
+        assert_eq!(fault(&["Application/JSON; charset=utf-8"]), None);
+        assert_eq!(fault(&["application/json;charset=\"UTF-8\""]), None);
+        assert_eq!(fault(&["application/json; foo=bar"]), None);
+        for refused in [
+            &["application/x-www-form-urlencoded"][..],
+            &["text/plain"],
+            &[],
+            &["application/json", "text/plain"],
+            &["application/json", "application/json"],
+        ] {
+            let body = fault(refused).expect("refused");
+            assert!(body.contains("REQ-CONTENT-TYPE"), "{refused:?}: {body}");
+        }
+        for charset in ["utf-16", "latin1", "\"iso-8859-1\""] {
+            let body = fault(&[&format!("application/json; charset={charset}")]).unwrap();
+            assert!(body.contains("REQ-CHARSET"), "{charset}: {body}");
+        }
+    }
+
+    #[test]
+    fn content_encodings() {
+        let fault = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                header::CONTENT_ENCODING,
+                HeaderValue::from_str(value).unwrap(),
+            );
+            coding_fault(&headers).is_some()
+        };
+        assert!(coding_fault(&HeaderMap::new()).is_none());
+        assert!(!fault("identity"));
+        assert!(fault("gzip"));
+        assert!(fault("identity, br"));
+        assert!(fault("deflate"));
     }
 
     #[test]

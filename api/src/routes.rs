@@ -71,6 +71,11 @@ impl Route<'_> {
 }
 
 fn resolve<'a>(method: &Method, path: &'a str) -> Route<'a> {
+    // No endpoint ends in a slash; a client that adds one has a typo, and
+    // an empty last segment would otherwise look like an empty path value.
+    if path.len() > 1 && path.ends_with('/') {
+        return Route::NotFound;
+    }
     let segments: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
     match (segments.as_slice(), method) {
         (["v3alpha", "users", user, "webauthn", "registration_link"], &Method::POST) => {
@@ -91,7 +96,7 @@ fn resolve<'a>(method: &Method, path: &'a str) -> Route<'a> {
             Route::StartRegistration { user }
         }
         (["v3alpha", "users", user, "webauthn", webauthn_id], &Method::POST)
-            if *webauthn_id != "registration_link" =>
+            if is_ceremony_id(webauthn_id) =>
         {
             Route::VerifyRegistration { user, webauthn_id }
         }
@@ -117,7 +122,7 @@ fn resolve<'a>(method: &Method, path: &'a str) -> Route<'a> {
         (["v3alpha", "users", _, "webauthn"], _) => {
             Route::WrongMethod("start_registration", "POST")
         }
-        (["v3alpha", "users", _, "webauthn", _], _) => {
+        (["v3alpha", "users", _, "webauthn", webauthn_id], _) if is_ceremony_id(webauthn_id) => {
             Route::WrongMethod("verify_registration", "POST")
         }
         (["passkey", "register" | "register.js" | "register.css"], _) => {
@@ -127,6 +132,13 @@ fn resolve<'a>(method: &Method, path: &'a str) -> Route<'a> {
         (["healthz" | "readyz" | "metrics"], _) => Route::WrongMethod("operations", "GET, HEAD"),
         _ => Route::NotFound,
     }
+}
+
+/// A ceremony's id is a UUID Passlink issued. Anything else in that place
+/// is a mistyped path (`registration-link`, say), which deserves a 404 rather
+/// than a complaint about the body of a request the caller never meant.
+fn is_ceremony_id(segment: &str) -> bool {
+    uuid::Uuid::try_parse(segment).is_ok()
 }
 
 /// Answers one request. Errors become the contract's error body here, so
@@ -252,13 +264,29 @@ mod tests {
             resolve(&Method::GET, "/v3alpha/users/u/webauthn"),
             Route::WrongMethod("start_registration", "POST")
         );
+        let ceremony = "/v3alpha/users/u/webauthn/1d5e8f9c-2b1a-4c3d-9e8f-7a6b5c4d3e2f";
         assert_eq!(
-            resolve(&Method::POST, "/v3alpha/users/u/webauthn/w1"),
+            resolve(&Method::POST, ceremony),
             Route::VerifyRegistration {
                 user: "u",
-                webauthn_id: "w1"
+                webauthn_id: "1d5e8f9c-2b1a-4c3d-9e8f-7a6b5c4d3e2f"
             }
         );
+        assert_eq!(
+            resolve(&Method::GET, ceremony),
+            Route::WrongMethod("verify_registration", "POST")
+        );
+        for typo in [
+            "/v3alpha/users/u/webauthn/registration-link",
+            "/v3alpha/users/u/webauthn/Registration_Link",
+            "/v3alpha/users/u/webauthn/registration_link;x",
+            "/v3alpha/users/u/webauthn/registration_link/",
+            "/v3alpha/users/u/webauthn/",
+            "/admin/v1/users/u/",
+        ] {
+            assert_eq!(resolve(&post, typo), Route::NotFound, "{typo}");
+            assert_eq!(resolve(&Method::GET, typo), Route::NotFound, "{typo}");
+        }
         assert_eq!(
             resolve(&Method::GET, "/v3alpha/users/u/webauthn/registration_link"),
             Route::WrongMethod("create_link", "POST")

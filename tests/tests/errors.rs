@@ -158,6 +158,30 @@ async fn bad_requests_get_the_contract_error_body() {
             "LINK-TEMPLATE-URL",
         ),
         (
+            "line break in the link",
+            "u1",
+            json!({"sendLink": {"urlTemplate": "https://x.test/\n{{.Code}}"}}),
+            "LINK-TEMPLATE-URL",
+        ),
+        (
+            "space in the link",
+            "u1",
+            json!({"sendLink": {"urlTemplate": "https://x.test/ {{.Code}}"}}),
+            "LINK-TEMPLATE-URL",
+        ),
+        (
+            "link without a host",
+            "u1",
+            json!({"sendLink": {"urlTemplate": "https:///{{.Code}}"}}),
+            "LINK-TEMPLATE-URL",
+        ),
+        (
+            "broken escape in the link",
+            "u1",
+            json!({"sendLink": {"urlTemplate": "https://x.test/%zz{{.Code}}"}}),
+            "LINK-TEMPLATE-URL",
+        ),
+        (
             "201-character user id",
             &long_user,
             json!({}),
@@ -189,6 +213,10 @@ async fn bad_requests_get_the_contract_error_body() {
             ..RawCase::json("no content type", b"{}", 415, 3, "REQ-CONTENT-TYPE")
         },
         RawCase {
+            content_type: Some("application/json; charset=utf-16"),
+            ..RawCase::json("UTF-16 body", b"{}", 415, 3, "REQ-CHARSET")
+        },
+        RawCase {
             user: "",
             ..RawCase::json("empty user id", b"{}", 400, 3, "USER-ID-INVALID")
         },
@@ -207,6 +235,41 @@ async fn bad_requests_get_the_contract_error_body() {
             "{}",
             case.name
         );
+    }
+
+    // Headers `raw` cannot send: two content types, a compressed body.
+    let path = "/v3alpha/users/u1/webauthn/registration_link";
+    let header_cases = [
+        (
+            "two content types",
+            vec![
+                ("content-type", "application/json"),
+                ("content-type", "text/plain"),
+            ],
+            "REQ-CONTENT-TYPE",
+        ),
+        (
+            "gzip body",
+            vec![
+                ("content-type", "application/json"),
+                ("content-encoding", "gzip"),
+            ],
+            "REQ-CONTENT-ENCODING",
+        ),
+    ];
+    for (case, headers, expected) in header_cases {
+        let mut request = stack
+            .http
+            .post(stack.url(path))
+            .bearer_auth(token)
+            .body("{}");
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        let response = request.send().await.expect("the API answers");
+        assert_eq!(response.status().as_u16(), 415, "{case}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(assert_error(&body, 3, case), expected, "{case}");
     }
 
     // Still serving after all of that.
@@ -293,6 +356,24 @@ async fn callers_are_checked() {
         .await;
     assert_eq!(status, 404);
     assert_error(&body, 5, "unknown route");
+
+    // Mistyped paths are unknown endpoints, not another endpoint's request.
+    for typo in [
+        "/v3alpha/users/in-a/webauthn/registration_link/",
+        "/v3alpha/users/in-a/webauthn/registration-link",
+        "/v3alpha/users/in-a/webauthn/Registration_Link",
+    ] {
+        let (status, body) = stack
+            .request(
+                Method::POST,
+                typo,
+                Some(&stack.tokens.org_a),
+                Some(json!({})),
+            )
+            .await;
+        assert_eq!(status, 404, "{typo}: {body}");
+        assert_eq!(assert_error(&body, 5, typo), "REQ-ROUTE-404", "{typo}");
+    }
 
     let (status, body) = stack
         .request(
