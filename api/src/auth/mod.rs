@@ -25,6 +25,9 @@ use sha2::{Digest, Sha256};
 pub const PASSKEY_WRITE: &str = "user.passkey.write";
 /// Permission to manage the user directory.
 pub const USER_WRITE: &str = "user.write";
+/// Every permission Passlink checks. A tokens file naming another one has a
+/// typo that would only show later as 403s, so it is refused at start-up.
+pub const PERMISSIONS: [&str; 2] = [PASSKEY_WRITE, USER_WRITE];
 
 /// The tokens file as stored on disk.
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -104,6 +107,17 @@ impl Authenticator {
                 .ok_or_else(|| format!("token {} has no valid sha256", index + 1))?;
             if entry.subject.trim().is_empty() {
                 return Err(format!("token {} has no subject", index + 1));
+            }
+            if let Some(unknown) = entry
+                .permissions
+                .iter()
+                .find(|p| !PERMISSIONS.contains(&p.as_str()))
+            {
+                return Err(format!(
+                    "token {} has the unknown permission {unknown:?}; the permissions are {}",
+                    index + 1,
+                    PERMISSIONS.join(" and ")
+                ));
             }
             let all_orgs = entry.organizations.iter().any(|o| o == "*");
             let caller = Caller {
@@ -255,5 +269,14 @@ mod tests {
         assert!(Authenticator::from_entries(&[entry.clone(), entry.clone()]).is_err());
         entry.sha256 = "xyz".into();
         assert!(Authenticator::from_entries(&[entry]).is_err());
+
+        let (_, typo) = new_token("a", vec!["*".into()], vec!["user.passkey.wirte".into()]);
+        let err = Authenticator::from_entries(&[typo]).err().unwrap();
+        assert!(
+            err.contains("unknown permission \"user.passkey.wirte\""),
+            "{err}"
+        );
+        let (_, self_service) = new_token("user-1", vec![], vec![]);
+        assert!(Authenticator::from_entries(&[self_service]).is_ok());
     }
 }
