@@ -287,6 +287,43 @@ async fn the_smtp_server_down_for_ten_seconds_delays_but_loses_nothing() {
 }
 
 #[tokio::test]
+async fn a_restarted_smtp_server_costs_no_attempt() {
+    let options = StackOptions::default()
+        .with_env("PASSLINK_WORKER_CONCURRENCY", "1")
+        .with_env("PASSLINK_RETRY_BASE_DELAY", "30s");
+    let (stack, mut sink) = stack_with_sink("restart", options).await;
+    for user in ["restart-1", "restart-2"] {
+        stack
+            .put_user(user, &stack.org_a, &stack.email_of(user), "Re Start")
+            .await;
+    }
+
+    // One email leaves a session in the worker's pool; the server restarts
+    // under it, so the pooled session is dead when the next email comes.
+    let (status, _) = stack
+        .create_link(&stack.tokens.org_a, "restart-1", json!({}))
+        .await;
+    assert_eq!(status, 200);
+    sink.wait_for(1, WAIT).await;
+    sink.stop().await;
+    sink.resume().await;
+
+    let (status, _) = stack
+        .create_link(&stack.tokens.org_a, "restart-2", json!({}))
+        .await;
+    assert_eq!(status, 200);
+    // Well before the 30 s retry delay: the dead session cost no attempt.
+    sink.wait_for(2, Duration::from_secs(15)).await;
+    let code_id = delivery_code_id(&stack, "restart-2").await.unwrap();
+    let path = format!("/v3alpha/users/restart-2/webauthn/registration_link/{code_id}");
+    let (_, body) = stack
+        .request(reqwest::Method::GET, &path, Some(&stack.tokens.org_a), None)
+        .await;
+    assert_eq!(body["state"], "sent", "{body}");
+    assert_eq!(body["attempt"], 1, "{body}");
+}
+
+#[tokio::test]
 async fn a_refused_mailbox_is_dead_lettered_and_replayed_once_fixed() {
     let options = StackOptions::default()
         .with_env("PASSLINK_WORKER_CONCURRENCY", "8")

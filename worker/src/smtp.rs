@@ -135,6 +135,8 @@ impl managed::Manager for Connector {
 
 pub struct Mailer {
     pool: managed::Pool<Connector>,
+    /// The pool's size: after that many dead sessions the next is new.
+    max_size: usize,
     timeout: Duration,
 }
 
@@ -156,47 +158,100 @@ impl Mailer {
             .build()?;
         Ok(Self {
             pool,
+            max_size: settings.pool_size as usize,
             timeout: settings.timeout,
         })
     }
 
     /// Sends one message within the timeout, connection included.
+    ///
+    /// A pooled session can be dead without anyone knowing: the server
+    /// restarted, or a proxy dropped it, within the idle check's window. A
+    /// send that loses the connection on a reused session is therefore tried
+    /// again on the next session (a fresh one once the pool's are used up)
+    /// before it counts as a failed attempt; the job's retry would send it
+    /// again anyway, only seconds later.
     pub async fn send(&self, message: Message) -> Result<(), SendError> {
         let deadline = Instant::now() + self.timeout;
-        let timed_out = || {
-            SendError::Transient(format!(
-                "the SMTP server did not answer within {}s",
-                self.timeout.as_secs_f32()
-            ))
-        };
-
-        let mut session = match tokio::time::timeout(self.timeout, self.pool.get()).await {
-            Err(_) => return Err(timed_out()),
-            Ok(Err(managed::PoolError::Backend(ConnectError::Smtp(err)))) => {
-                return Err(classify(&err));
-            }
-            Ok(Err(managed::PoolError::Backend(err @ ConnectError::Io(_)))) => {
-                return Err(SendError::Transient(err.to_string()));
-            }
-            Ok(Err(err)) => return Err(SendError::Transient(format!("SMTP pool: {err}"))),
-            Ok(Ok(session)) => session,
-        };
-
         let envelope = message.envelope().clone();
         let body = message.formatted();
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self.send_once(&envelope, &body, deadline).await {
+                Err(Failure::Stale(reason)) if tries > self.max_size => {
+                    return Err(SendError::Transient(reason));
+                }
+                Err(Failure::Stale(reason)) => {
+                    tracing::debug!(reason, "a pooled SMTP session was dead; trying another");
+                }
+                Err(Failure::Send(err)) => return Err(err),
+                Ok(()) => return Ok(()),
+            }
+        }
+    }
+
+    async fn send_once(
+        &self,
+        envelope: &lettre::address::Envelope,
+        body: &[u8],
+        deadline: Instant,
+    ) -> Result<(), Failure> {
+        let timed_out = || {
+            Failure::Send(SendError::Transient(format!(
+                "the SMTP server did not answer within {}s",
+                self.timeout.as_secs_f32()
+            )))
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+
+        let mut session = match tokio::time::timeout(left, self.pool.get()).await {
+            Err(_) => return Err(timed_out()),
+            Ok(Err(managed::PoolError::Backend(ConnectError::Smtp(err)))) => {
+                return Err(Failure::Send(classify(&err)));
+            }
+            Ok(Err(managed::PoolError::Backend(err @ ConnectError::Io(_)))) => {
+                return Err(Failure::Send(SendError::Transient(err.to_string())));
+            }
+            Ok(Err(err)) => {
+                return Err(Failure::Send(SendError::Transient(format!(
+                    "SMTP pool: {err}"
+                ))));
+            }
+            Ok(Ok(session)) => session,
+        };
+        let reused = managed::Object::metrics(&session).recycle_count > 0;
+
         session.clean = false;
         let left = deadline.saturating_duration_since(Instant::now());
-        let sent = tokio::time::timeout(left, session.conn.send(&envelope, &body)).await;
+        let sent = tokio::time::timeout(left, session.conn.send(envelope, body)).await;
         match sent {
             Ok(Ok(_response)) => {
                 session.clean = true;
                 Ok(())
             }
             // lettre ends (QUITs) a session on any error; it is dropped.
-            Ok(Err(err)) => Err(classify(&err)),
+            Ok(Err(err)) if reused && lost_connection(&err) => {
+                Err(Failure::Stale(redact_emails(&error_chain(&err))))
+            }
+            Ok(Err(err)) => Err(Failure::Send(classify(&err))),
             Err(_) => Err(timed_out()),
         }
     }
+}
+
+/// How one try on one session ended.
+enum Failure {
+    /// A reused session turned out to be dead; another may work.
+    Stale(String),
+    /// The verdict for this send.
+    Send(SendError),
+}
+
+/// Whether `err` is the connection failing rather than the server replying
+/// (a reply carries a code, a timeout is the server being slow).
+fn lost_connection(err: &SmtpError) -> bool {
+    !(err.is_transient() || err.is_permanent() || err.is_client() || err.is_timeout())
 }
 
 fn classify(err: &SmtpError) -> SendError {
