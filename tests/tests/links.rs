@@ -362,6 +362,26 @@ async fn a_link_no_worker_took_yet_is_queued() {
         .request(reqwest::Method::GET, &path, Some(&stack.tokens.org_a), None)
         .await;
     assert_eq!(status, 404, "a returned code has no email to report on");
+
+    // Deleting the user revokes the queued email at once, before any worker
+    // has seen the job; the job id stays the same.
+    let job_id = body["jobId"].clone();
+    let (status, _) = stack
+        .request(
+            reqwest::Method::DELETE,
+            &format!("/admin/v1/users/{user}"),
+            Some(&stack.tokens.admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let path = format!("/v3alpha/users/{user}/webauthn/registration_link/{sent_id}");
+    let (status, body) = stack
+        .request(reqwest::Method::GET, &path, Some(&stack.tokens.admin), None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["state"], "revoked", "{body}");
+    assert_eq!(body["jobId"], job_id, "{body}");
 }
 
 #[tokio::test]

@@ -160,7 +160,13 @@ pub async fn delete(
     let now = now_ms();
     let change = app
         .store
-        .delete_user(&user_id, now, scope.all_orgs, scope.orgs)
+        .delete_user(
+            &user_id,
+            now,
+            scope.all_orgs,
+            scope.orgs,
+            app.config.common.status_retention,
+        )
         .await
         .map_err(store_error)?;
     match change {

@@ -153,13 +153,15 @@ impl Store {
     }
 
     /// Removes a user and its live codes, if the caller may write its
-    /// organization.
+    /// organization; the status of an email not sent yet becomes revoked
+    /// and is kept for `retention` past the code's expiry.
     pub async fn delete_user(
         &self,
         user_id: &str,
         now_ms: i64,
         all_orgs: bool,
         orgs: &[String],
+        retention: std::time::Duration,
     ) -> Result<UserChange, StoreError> {
         let keys = &self.keys;
         let mut conn = self.conn.clone();
@@ -171,6 +173,8 @@ impl Store {
             .arg(org_scope_arg(all_orgs, orgs))
             .arg(now_ms)
             .arg(keys.shard_base(keys.shard_of(user_id)))
+            .arg(user_id)
+            .arg(u64::try_from(retention.as_millis()).unwrap_or(u64::MAX))
             .invoke_async(&mut conn)
             .await?;
         match text_at(&reply, 0)?.as_str() {
