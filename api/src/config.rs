@@ -139,7 +139,7 @@ impl ApiConfig {
         let relay = RelaySettings {
             tasks: r.number("PASSLINK_RELAY_TASKS", 1, 1..=64),
             batch: r.number("PASSLINK_RELAY_BATCH", 500, 1..=10_000),
-            jobs_per_message: r.number("PASSLINK_RELAY_JOBS_PER_MESSAGE", 50, 1..=1000),
+            jobs_per_message: r.number("PASSLINK_RELAY_JOBS_PER_MESSAGE", 200, 1..=1000),
             poll_interval: r.duration_in(
                 "PASSLINK_RELAY_POLL_INTERVAL",
                 Duration::from_millis(200),

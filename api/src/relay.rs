@@ -234,7 +234,8 @@ impl Relay {
         })
     }
 
-    /// Publishes one batch per shard; returns how many jobs left the outbox.
+    /// Reads every shard once and publishes what it found; returns how many
+    /// jobs left the outbox.
     async fn round(
         &self,
         channel: &Channel,
@@ -259,28 +260,29 @@ impl Relay {
             return Ok(0);
         }
 
-        // Pack each shard's jobs into messages of up to `jobs_per_message`
-        // (the broker's cost is per message), publish everything, then wait
-        // for the confirms together: one broker round trip per round.
-        let mut confirms = Vec::with_capacity(total);
+        // Pack the round's jobs, across shards, into messages of up to
+        // `jobs_per_message` (the broker's cost is per message, and at
+        // saturation each shard holds only a few jobs a round), publish
+        // everything, then wait for the confirms together: one broker round
+        // trip per round. Each message remembers the shard of every job, so
+        // that a confirmed job leaves its own shard's outbox.
+        let mut confirms = Vec::new();
         let mut publish_error = None;
-        'publish: for (index, entries) in batches.iter().enumerate() {
-            let (empty, jobs): (Vec<&OutboxEntry>, Vec<&OutboxEntry>) =
-                entries.iter().partition(|e| e.job.is_empty());
-            if !empty.is_empty() {
-                let ids: Vec<String> = empty.iter().map(|e| e.id.clone()).collect();
-                confirms.push((index, ids, None));
-            }
-            for chunk in jobs.chunks(self.settings.jobs_per_message) {
-                match self.publish(channel, chunk).await {
-                    Ok(confirm) => {
-                        let ids: Vec<String> = chunk.iter().map(|e| e.id.clone()).collect();
-                        confirms.push((index, ids, Some(confirm)));
-                    }
-                    Err(err) => {
-                        publish_error = Some(err.to_string());
-                        break 'publish;
-                    }
+        let (empty, jobs): (Vec<Origin<'_>>, Vec<Origin<'_>>) = batches
+            .iter()
+            .enumerate()
+            .flat_map(|(index, entries)| entries.iter().map(move |entry| (index, entry)))
+            .partition(|(_, entry)| entry.job.is_empty());
+        if !empty.is_empty() {
+            confirms.push((origins(&empty), None));
+        }
+        for chunk in jobs.chunks(self.settings.jobs_per_message) {
+            let entries: Vec<&OutboxEntry> = chunk.iter().map(|(_, entry)| *entry).collect();
+            match self.publish(channel, &entries).await {
+                Ok(confirm) => confirms.push((origins(chunk), Some(confirm))),
+                Err(err) => {
+                    publish_error = Some(err.to_string());
+                    break;
                 }
             }
         }
@@ -288,27 +290,27 @@ impl Relay {
         let mut done: Vec<Vec<String>> = vec![Vec::new(); self.shards.len()];
         let mut failed = 0usize;
         let confirm_started = std::time::Instant::now();
-        let waits = confirms
-            .into_iter()
-            .map(|(index, ids, confirm)| async move {
-                let ok = match confirm {
-                    None => true,
-                    Some(confirm) => matches!(confirm.await, Ok(Confirmation::Ack(None))),
-                };
-                (index, ids, ok)
-            });
+        let waits = confirms.into_iter().map(|(origins, confirm)| async move {
+            let ok = match confirm {
+                None => true,
+                Some(confirm) => matches!(confirm.await, Ok(Confirmation::Ack(None))),
+            };
+            (origins, ok)
+        });
         let confirmed = tokio::time::timeout(self.settings.confirm_timeout, join_all(waits)).await;
         self.metrics
             .relay_confirm_latency
             .observe(confirm_started.elapsed().as_secs_f64());
         match confirmed {
             Ok(results) => {
-                for (index, ids, ok) in results {
-                    if ok {
-                        done[index].extend(ids);
-                    } else {
-                        failed += ids.len();
-                        own_pending[index] = true;
+                for (origins, ok) in results {
+                    for (index, id) in origins {
+                        if ok {
+                            done[index].push(id);
+                        } else {
+                            failed += 1;
+                            own_pending[index] = true;
+                        }
                     }
                 }
             }
@@ -425,6 +427,16 @@ impl Relay {
             )
             .await
     }
+}
+
+/// An outbox entry with the index of the shard it was read from.
+type Origin<'a> = (usize, &'a OutboxEntry);
+
+/// The shard index and outbox id of each job of a message.
+fn origins(jobs: &[Origin<'_>]) -> Vec<(usize, String)> {
+    jobs.iter()
+        .map(|(index, entry)| (*index, entry.id.clone()))
+        .collect()
 }
 
 /// Exponential backoff between reconnection attempts, up to 5 seconds.
