@@ -45,13 +45,12 @@ def sh(command):
 
 
 def verdict(value, target, higher_is_better=True):
-    if higher_is_better:
-        if value >= target:
-            return "met"
-        return f"missed by {100 * (target - value) / target:.0f}%"
-    if value <= target:
+    met = value >= target if higher_is_better else value <= target
+    if met:
         return "met"
-    return f"missed by {100 * (value - target) / target:.0f}%"
+    short = 100 * abs(target - value) / target
+    # A near miss keeps a decimal, so that it never reads "missed by 0%".
+    return f"missed by {short:.1f}%" if short < 10 else f"missed by {short:.0f}%"
 
 
 hello = oha("hello")
