@@ -368,6 +368,20 @@ async fn a_refused_mailbox_is_dead_lettered_and_replayed_once_fixed() {
     );
     assert!(!listed.contains(&victim), "{listed}");
 
+    // Replayed while the mailbox still refuses: the job is taken once and
+    // dead-lettered again, not read back and sent round and round.
+    let (code, replayed, stderr) = stack
+        .run_command("passlink-worker", &["dead-letters", "replay"])
+        .await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(replayed.matches("replayed job").count(), 1, "{replayed}");
+    let dead = passlink_tests::eventually(WAIT, || async {
+        let depth = stack.queue_depth(&stack.amqp.dead_letter_queue()).await;
+        (depth == 1).then_some(depth)
+    })
+    .await;
+    assert_eq!(dead, Some(1), "the refused job is dead-lettered again");
+
     sink.refuse(&[]).await;
     let (code, replayed, stderr) = stack
         .run_command("passlink-worker", &["dead-letters", "replay"])

@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use lapin::options::{
-    BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, QueuePurgeOptions,
+    BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions,
+    QueueDeclareOptions, QueuePurgeOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Confirmation};
@@ -17,6 +18,19 @@ use passlink_shared::store::{DeliveryState, Store};
 use passlink_shared::time::{now_ms, rfc3339_ms};
 
 use crate::config::WorkerConfig;
+
+/// `text` with control characters written as `\u{..}` escapes.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
 
 /// Prints up to `limit` dead letters; they stay in the queue.
 pub async fn list(config: &WorkerConfig, limit: usize) -> anyhow::Result<usize> {
@@ -43,10 +57,15 @@ pub async fn list(config: &WorkerConfig, limit: usize) -> anyhow::Result<usize> 
                 _ => None,
             })
             .unwrap_or_else(|| "-".into());
+        // User ids and reasons are shown escaped: a message put on the
+        // broker by hand could otherwise drive the operator's terminal.
+        let reason = printable(&reason);
         match SendLinkJob::from_bytes(&message.delivery.data) {
             Ok(job) => println!(
                 "job {} code {} user {} failed {failed_at}: {reason}",
-                job.job_id, job.code_id, job.user_id
+                job.job_id,
+                job.code_id,
+                printable(&job.user_id)
             ),
             Err(_) => println!("undecodable message failed {failed_at}: {reason}"),
         }
@@ -59,6 +78,10 @@ pub async fn list(config: &WorkerConfig, limit: usize) -> anyhow::Result<usize> 
 
 /// Moves up to `limit` dead letters back to the send queue as first
 /// attempts. Undecodable messages stay where they are.
+///
+/// Only the messages waiting when the replay starts are taken, each once: a
+/// job that fails again while the replay runs (its mailbox still refuses)
+/// joins the end of the queue, and reading on would send it round and round.
 pub async fn replay(config: &WorkerConfig, store: &Store, limit: usize) -> anyhow::Result<usize> {
     let settings = &config.common.amqp;
     let connection = amqp::connect(settings, "passlink-worker dead-letters").await?;
@@ -68,6 +91,18 @@ pub async fn replay(config: &WorkerConfig, store: &Store, limit: usize) -> anyho
         .confirm_select(ConfirmSelectOptions::default())
         .await?;
     let queue = settings.dead_letter_queue();
+    let waiting = channel
+        .queue_declare(
+            queue.as_str().into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await?
+        .message_count() as usize;
+    let limit = limit.min(waiting);
 
     let mut replayed = 0;
     let mut kept = 0;
@@ -124,7 +159,9 @@ pub async fn replay(config: &WorkerConfig, store: &Store, limit: usize) -> anyho
         message.delivery.ack(BasicAckOptions::default()).await?;
         println!(
             "replayed job {} (code {}, user {})",
-            job.job_id, job.code_id, job.user_id
+            job.job_id,
+            job.code_id,
+            printable(&job.user_id)
         );
         replayed += 1;
     }
@@ -151,4 +188,19 @@ pub async fn purge(config: &WorkerConfig) -> anyhow::Result<u32> {
     .await??;
     connection.close(200, "purged".into()).await?;
     Ok(purged)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(printable("u1\u{1b}[31mRED"), "u1\\u{1b}[31mRED");
+        assert_eq!(
+            printable("no seal key with id \"k1\""),
+            "no seal key with id \"k1\""
+        );
+        assert_eq!(printable("Jörg"), "Jörg");
+    }
 }
