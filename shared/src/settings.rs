@@ -171,6 +171,7 @@ impl CommonSettings {
             quorum: reader.bool("PASSLINK_AMQP_QUORUM", false),
             max_attempts: reader.number("PASSLINK_MAX_ATTEMPTS", 5, 1..=20),
         };
+        check_amqp(reader, &amqp);
 
         let hmac_given = reader.raw("PASSLINK_CODE_HMAC_KEY").is_some()
             || reader.raw("PASSLINK_CODE_HMAC_KEY_FILE").is_some();
@@ -302,7 +303,10 @@ impl CommonSettings {
             allowed_link_schemes,
             log_format: reader.parse("PASSLINK_LOG_FORMAT", LogFormat::Compact),
             log_filter: {
-                let filter = reader.string("PASSLINK_LOG", "info");
+                // webauthn-rs logs a browser's malformed answer at ERROR, so
+                // any holder of a code could fill the error log; Passlink logs
+                // each rejection itself, at INFO with the reason.
+                let filter = reader.string("PASSLINK_LOG", "info,webauthn_rs_core=off");
                 if tracing_subscriber::EnvFilter::try_new(&filter).is_err() {
                     reader.fail("PASSLINK_LOG", format!("{filter:?} is not a log filter"));
                 }
@@ -331,6 +335,46 @@ fn dev_secret(
         );
     }
     dev_value().unwrap_or_else(|| vec![0u8; 32].into())
+}
+
+/// Refuses AMQP settings the broker would only refuse later, in a task that
+/// then fails over and over: a URL that is not AMQP, and names over AMQP's
+/// 255-byte limit (the queue's with its longest suffix) or in the `amq.`
+/// namespace the broker keeps for itself.
+fn check_amqp(reader: &mut Reader<'_>, amqp: &AmqpSettings) {
+    if let Err(err) = amqp.url.parse::<lapin::uri::AMQPUri>() {
+        // The URL holds a password: name the fault, not the value.
+        reader.fail(
+            "PASSLINK_AMQP_URL",
+            format!("not an AMQP URL (amqp://user:password@host:port/vhost or amqps://…): {err}"),
+        );
+    }
+    let longest_queue = amqp.retry_queue(*amqp.retries().end());
+    let names = [
+        (
+            "PASSLINK_AMQP_EXCHANGE",
+            amqp.exchange.as_str(),
+            amqp.exchange.as_str(),
+        ),
+        (
+            "PASSLINK_AMQP_QUEUE",
+            amqp.queue.as_str(),
+            longest_queue.as_str(),
+        ),
+    ];
+    for (setting, name, longest) in names {
+        if longest.len() > 255 {
+            reader.fail(
+                setting,
+                format!(
+                    "{longest:?} is {} bytes; AMQP names hold at most 255",
+                    longest.len()
+                ),
+            );
+        } else if name.starts_with("amq.") {
+            reader.fail(setting, "names starting with amq. belong to the broker");
+        }
+    }
 }
 
 #[cfg(test)]

@@ -85,6 +85,12 @@ async fn settings_that_would_quietly_break_the_service_are_refused() {
         ("PASSLINK_SMTP_TIMEOUT", "0s".into()),
         ("PASSLINK_RELAY_POLL_INTERVAL", "0s".into()),
         ("PASSLINK_REDIS_URL", "http://127.0.0.1:6379".into()),
+        (
+            "PASSLINK_AMQP_URL",
+            "http://guest:secret@127.0.0.1:5672".into(),
+        ),
+        ("PASSLINK_AMQP_QUEUE", format!("q{}", "x".repeat(250))),
+        ("PASSLINK_AMQP_EXCHANGE", "amq.direct".into()),
         ("PASSLINK_LOG", "garbage[[".into()),
         (
             "PASSLINK_DEFAULT_LINK_TEMPLATE",
@@ -118,6 +124,10 @@ async fn settings_that_would_quietly_break_the_service_are_refused() {
         assert!(
             stderr.contains(name),
             "{name}: the line names it:\n{stderr}"
+        );
+        assert!(
+            !stderr.contains("secret"),
+            "{name}: no password echoed: {stderr}"
         );
     }
 
