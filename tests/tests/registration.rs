@@ -412,6 +412,36 @@ async fn without_a_code_the_caller_needs_the_permission() {
         .await;
     assert_eq!(status, 200, "{response}");
     assert_eq!(stack.passkeys_of(&own).await.len(), 1);
+
+    // The permission is checked again at the finish: a user moved to an
+    // organization the caller may not act in is out of its reach mid-way.
+    let (status, started) = stack
+        .start_registration("user-auth", Some(&tokens.org_a), body.clone())
+        .await;
+    assert_eq!(status, 200, "{started}");
+    let credential = Authenticator::new().register(ORIGIN, options(&started));
+    stack
+        .put_user(
+            "user-auth",
+            &stack.org_b,
+            &stack.email_of("ada"),
+            "Ada Lovelace",
+        )
+        .await;
+    let (status, response) = stack
+        .verify_registration(
+            "user-auth",
+            &webauthn_id(&started),
+            Some(&tokens.org_a),
+            &credential,
+            "moved",
+        )
+        .await;
+    assert_eq!(
+        (status, error_id(&response)),
+        (403, "AUTH-PERMISSION-DENIED")
+    );
+    assert!(stack.passkeys_of("user-auth").await.is_empty());
 }
 
 #[tokio::test]

@@ -317,6 +317,16 @@ pub async fn verify(
         if ceremony.caller_subject.as_deref() != Some(caller.subject.as_str()) {
             return Err(denied());
         }
+        // The permission is checked again against the user as it is now: a
+        // ceremony lasts minutes, and the user may have moved to an
+        // organization the caller has no say in.
+        let user = app
+            .store
+            .get_user(user_id)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(ceremony_not_found)?;
+        authorize(caller, user_id, &user.user.organization_id)?;
     }
 
     let state: PasskeyRegistration = serde_json::from_str(&ceremony.state).map_err(|err| {

@@ -92,11 +92,18 @@ impl RelyingParty {
         &self.webauthn
     }
 
-    /// Whether a request's `domain` names this relying party. Only the RP
-    /// id itself does: a passkey is bound to exactly one RP id, and Passlink
-    /// serves one.
+    /// Whether a request's `domain` names this relying party: the RP id
+    /// itself, or the host of one of its origins. The registration page sends
+    /// the host it is served from, which for an origin below the RP id
+    /// (`login.example.com` for `example.com`) is not the RP id; the passkey
+    /// is bound to the RP id either way, and Passlink serves one.
     pub fn accepts_domain(&self, domain: &str) -> bool {
         domain.eq_ignore_ascii_case(&self.id)
+            || self
+                .origins
+                .iter()
+                .filter_map(Url::host_str)
+                .any(|host| host.eq_ignore_ascii_case(domain))
     }
 }
 
@@ -163,6 +170,11 @@ mod tests {
         .unwrap();
         assert_eq!(rp.id, "example.com");
         assert_eq!(rp.webauthn().get_allowed_origins().len(), 2);
+        // The page on login.example.com sends its own host.
+        assert!(rp.accepts_domain("example.com"));
+        assert!(rp.accepts_domain("Login.Example.com"));
+        assert!(!rp.accepts_domain("other.example.com"));
+        assert!(!rp.accepts_domain("example.com:8443"));
     }
 
     #[test]
