@@ -165,6 +165,8 @@ async fn consume(
             .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
             .await;
         let grace = processor.config.shutdown_grace;
+        // Finished tasks stay in the set until joined; count only the rest.
+        while tasks.try_join_next().is_some() {}
         tracing::info!(
             in_flight = tasks.len(),
             grace_secs = grace.as_secs(),

@@ -271,12 +271,17 @@ fn classify(err: &SmtpError) -> SendError {
     }
 }
 
+/// The error and its causes, each once: lettre's messages already quote
+/// some of their causes (a server reply), which would otherwise repeat.
 fn error_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
         source = cause.source();
     }
     text
