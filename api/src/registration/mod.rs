@@ -351,6 +351,11 @@ pub async fn verify(
                 "passkey registration rejected");
             return Err(match err {
                 WebauthnError::CredentialExcludedFromRequest => already_registered(),
+                WebauthnError::CredentialAlteredAlgFromRequest
+                    if excluded(&ceremony.state, input.credential.raw_id.as_ref()) =>
+                {
+                    already_registered()
+                }
                 other => verify_failed(other),
             });
         }
@@ -401,6 +406,18 @@ pub async fn verify(
     }
 }
 
+/// Whether the ceremony's exclude list (the user's passkeys when it began)
+/// holds `credential_id`. webauthn-rs 0.6 reports such a credential as an
+/// altered algorithm; the stored state tells the two apart.
+fn excluded(state: &str, credential_id: &[u8]) -> bool {
+    let id = URL_SAFE_NO_PAD.encode(credential_id);
+    serde_json::from_str::<serde_json::Value>(state)
+        .ok()
+        .and_then(|state| state.pointer("/rs/exclude_credentials").cloned())
+        .and_then(|ids| ids.as_array().cloned())
+        .is_some_and(|ids| ids.iter().any(|known| known.as_str() == Some(id.as_str())))
+}
+
 /// The stored form of a verified credential.
 fn record_of(credential: Credential, name: String, now: i64) -> PasskeyRecord {
     PasskeyRecord {
@@ -447,6 +464,25 @@ mod tests {
         let own = caller("u1", &[], &[]);
         assert!(authorize(&own, "u1", "org9").is_ok());
         assert!(authorize(&own, "u2", "org9").is_err());
+    }
+
+    #[test]
+    fn a_credential_on_the_exclude_list_is_told_apart() {
+        let webauthn = webauthn_rs::WebauthnBuilder::new(
+            "localhost",
+            &url::Url::parse("http://localhost:8080").unwrap(),
+        )
+        .unwrap()
+        .build()
+        .unwrap();
+        let known = vec![1u8, 2, 3, 4];
+        let (_, state) = webauthn
+            .start_passkey_registration(Uuid::new_v4(), "u", "U", Some(vec![known.clone()]))
+            .unwrap();
+        let state = serde_json::to_string(&state).unwrap();
+        assert!(excluded(&state, &known));
+        assert!(!excluded(&state, &[9, 9]));
+        assert!(!excluded("{}", &known));
     }
 
     #[test]
