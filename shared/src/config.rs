@@ -152,9 +152,9 @@ impl<'a> Reader<'a> {
                 name,
                 format!(
                     "{} is out of range {} to {}",
-                    humantime::format_duration(value),
-                    humantime::format_duration(*range.start()),
-                    humantime::format_duration(*range.end())
+                    readable(value),
+                    readable(*range.start()),
+                    readable(*range.end())
                 ),
             );
             return default;
@@ -255,6 +255,20 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// A duration as a person writes it: whole days, hours or minutes in one
+/// unit (humantime would make 90 days "2months 29days 2h 52m 48s").
+fn readable(value: Duration) -> String {
+    let secs = value.as_secs();
+    match secs {
+        0 => humantime::format_duration(value).to_string(),
+        _ if value.subsec_nanos() != 0 => humantime::format_duration(value).to_string(),
+        _ if secs.is_multiple_of(86_400) => format!("{}d", secs / 86_400),
+        _ if secs.is_multiple_of(3_600) => format!("{}h", secs / 3_600),
+        _ if secs.is_multiple_of(60) => format!("{}m", secs / 60),
+        _ => format!("{secs}s"),
+    }
+}
+
 /// Decodes a key written in standard or URL-safe base64, padded or not.
 pub fn decode_key(text: &str) -> Option<Vec<u8>> {
     use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
@@ -274,6 +288,15 @@ pub fn is_weak(bytes: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_read_as_written() {
+        assert_eq!(readable(Duration::from_secs(7_776_000)), "90d");
+        assert_eq!(readable(Duration::from_secs(7_200)), "2h");
+        assert_eq!(readable(Duration::from_secs(60)), "1m");
+        assert_eq!(readable(Duration::from_secs(90)), "90s");
+        assert_eq!(readable(Duration::from_millis(250)), "250ms");
+    }
     use secrecy::ExposeSecret;
 
     fn source(pairs: &[(&str, &str)]) -> HashMap<String, String> {

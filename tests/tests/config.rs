@@ -83,6 +83,7 @@ async fn settings_that_would_quietly_break_the_service_are_refused() {
     let cases: Vec<(&str, String)> = vec![
         ("PASSLINK_CODE_TTL", "0s".into()),
         ("PASSLINK_SMTP_TIMEOUT", "0s".into()),
+        ("PASSLINK_RETRY_MAX_DELAY", "100ms".into()),
         ("PASSLINK_RELAY_POLL_INTERVAL", "0s".into()),
         ("PASSLINK_REDIS_URL", "http://127.0.0.1:6379".into()),
         (
@@ -104,7 +105,7 @@ async fn settings_that_would_quietly_break_the_service_are_refused() {
         ),
     ];
     for (name, value) in cases {
-        let binary = if name.contains("SMTP") {
+        let binary = if name.contains("SMTP") || name.contains("RETRY") {
             "passlink-worker"
         } else {
             "passlink-api"

@@ -152,6 +152,12 @@ impl WorkerConfig {
             ),
             jitter: r.number("PASSLINK_RETRY_JITTER", 0.2, 0.0..=0.5),
         };
+        if retry.max_delay < retry.base_delay {
+            r.fail(
+                "PASSLINK_RETRY_MAX_DELAY",
+                "is shorter than PASSLINK_RETRY_BASE_DELAY, so every retry would wait the maximum",
+            );
+        }
 
         let config = Self {
             common,
