@@ -77,15 +77,17 @@ pub fn encode_batch<'a>(jobs: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
 
 /// The encoded jobs of a message body: the jobs of a batch, or the body
 /// itself. Each job is decoded on its own later, so one bad job does not
-/// take the others with it.
+/// take the others with it. An empty batch is no job at all: it goes on as
+/// the body, fails to decode and is dead-lettered where an operator sees it,
+/// rather than acknowledged without a trace.
 pub fn split_message(body: &[u8]) -> Vec<&[u8]> {
     match serde_json::from_slice::<Batch<'_>>(body) {
-        Ok(batch) => batch
+        Ok(batch) if !batch.jobs.is_empty() => batch
             .jobs
             .into_iter()
             .map(|raw| raw.get().as_bytes())
             .collect(),
-        Err(_) => vec![body],
+        _ => vec![body],
     }
 }
 
@@ -150,5 +152,11 @@ mod tests {
             "a single job is itself"
         );
         assert_eq!(split_message(b"garbage"), vec![b"garbage".as_slice()]);
+        let empty = br#"{"jobs":[]}"#;
+        assert_eq!(
+            split_message(empty),
+            vec![empty.as_slice()],
+            "an empty batch is not dropped"
+        );
     }
 }
