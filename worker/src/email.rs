@@ -18,6 +18,10 @@ pub const DEFAULT_LANGUAGE: &str = "en";
 /// The three files each language provides.
 const PARTS: [&str; 3] = ["subject.txt", "body.txt", "body.html"];
 
+/// The HTML frame each language's `body.html` extends, so that the markup
+/// and its styles live in one place; a templates directory may replace it.
+const LAYOUT: (&str, &str) = ("layout.html", include_str!("../templates/layout.html"));
+
 /// The three files of one built-in language, compiled into the binary.
 macro_rules! builtin_language {
     ($tag:literal) => {
@@ -89,11 +93,13 @@ pub struct Templates {
 impl Templates {
     /// The built-in templates, plus (and overridden by) the
     /// languages in `dir`: one subdirectory per language tag holding
-    /// `subject.txt`, `body.txt` and `body.html`.
+    /// `subject.txt`, `body.txt` and `body.html`, and optionally a
+    /// `layout.html` beside them for the frame the bodies extend.
     pub fn load(dir: Option<&Path>) -> anyhow::Result<Self> {
         let mut sources: Vec<(String, String)> = BUILTIN
             .iter()
             .flatten()
+            .chain([&LAYOUT])
             .map(|(name, text)| ((*name).to_owned(), (*text).to_owned()))
             .collect();
 
@@ -102,6 +108,13 @@ impl Templates {
                 .with_context(|| format!("cannot read templates from {}", dir.display()))?;
             for entry in entries {
                 let entry = entry?;
+                if entry.file_name() == LAYOUT.0 {
+                    let text = std::fs::read_to_string(entry.path())
+                        .with_context(|| format!("cannot read {}", entry.path().display()))?;
+                    sources.retain(|(n, _)| n != LAYOUT.0);
+                    sources.push((LAYOUT.0.to_owned(), text));
+                    continue;
+                }
                 if !entry.file_type()?.is_dir() {
                     continue;
                 }
