@@ -282,16 +282,10 @@ impl Outcome {
     /// From a response in protobuf JSON (the JSON API's body, or the
     /// gRPC-web client's rendering of the message).
     fn created(body: &Value) -> Self {
-        let details = &body["details"];
+        let (resource_owner, sequence) = json_details(body);
         Self::Created {
-            resource_owner: details["resourceOwner"]
-                .as_str()
-                .expect("resourceOwner")
-                .to_owned(),
-            sequence: details["sequence"]
-                .as_str()
-                .and_then(|s| s.parse().ok())
-                .expect("sequence is a uint64 string"),
+            resource_owner,
+            sequence,
             code: body.get("code").map(|c| {
                 (
                     c["id"].as_str().expect("code id").to_owned(),
@@ -325,6 +319,17 @@ fn json_refusal(body: &Value) -> (i32, String) {
         .as_str()
         .expect("an error has an id");
     (code, id.to_owned())
+}
+
+/// `details.resourceOwner` and `details.sequence` of a protobuf JSON body.
+fn json_details(body: &Value) -> (String, u64) {
+    let details = &body["details"];
+    let owner = details["resourceOwner"].as_str().expect("resourceOwner");
+    let sequence = details["sequence"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .expect("sequence is a uint64 string");
+    (owner.to_owned(), sequence)
 }
 
 /// The gRPC code and error id of a status.
@@ -408,16 +413,10 @@ impl StartOutcome {
     }
 
     fn started(body: &Value) -> Self {
-        let details = &body["details"];
+        let (resource_owner, sequence) = json_details(body);
         Self::Started {
-            resource_owner: details["resourceOwner"]
-                .as_str()
-                .expect("resourceOwner")
-                .to_owned(),
-            sequence: details["sequence"]
-                .as_str()
-                .and_then(|s| s.parse().ok())
-                .expect("sequence is a uint64 string"),
+            resource_owner,
+            sequence,
             webauthn_id: body["webAuthNId"].as_str().expect("webAuthNId").to_owned(),
             options: body["publicKeyCredentialCreationOptions"].clone(),
         }

@@ -378,6 +378,17 @@ impl Stack {
             .expect("redis answers")
     }
 
+    /// The ids of a user's live codes, from the user's code index.
+    pub async fn code_ids(&self, user: &str) -> Vec<String> {
+        redis::cmd("ZRANGE")
+            .arg(self.keys.user_codes(user))
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut self.redis().await)
+            .await
+            .expect("the code index reads")
+    }
+
     /// One connection per Redis node of the stack.
     pub async fn redis_node_conns(&self) -> Vec<redis::aio::MultiplexedConnection> {
         let mut conns = Vec::new();

@@ -499,13 +499,5 @@ async fn redis_restarted_during_the_run_loses_nothing() {
 
 /// The code id of a user's (only) link, from the user's code index.
 async fn delivery_code_id(stack: &Stack, user: &str) -> Option<String> {
-    let mut conn = stack.redis().await;
-    let ids: Vec<String> = redis::cmd("ZRANGE")
-        .arg(stack.keys.user_codes(user))
-        .arg(0)
-        .arg(-1)
-        .query_async(&mut conn)
-        .await
-        .ok()?;
-    ids.into_iter().next()
+    stack.code_ids(user).await.into_iter().next()
 }

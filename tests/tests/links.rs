@@ -334,14 +334,7 @@ async fn a_link_no_worker_took_yet_is_queued() {
         .await;
     assert_eq!(status, 200);
 
-    let mut conn = stack.redis().await;
-    let ids: Vec<String> = redis::cmd("ZRANGE")
-        .arg(stack.keys.user_codes(user))
-        .arg(0)
-        .arg(-1)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let ids = stack.code_ids(user).await;
     let returned_id = returned["code"]["id"].as_str().unwrap();
     let sent_id = ids
         .iter()
